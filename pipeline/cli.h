@@ -1,0 +1,16 @@
+// The `studio` command line: one entry point, subcommands registered by their own files.
+#pragma once
+
+namespace studio {
+
+// Exit codes (documented in README.md).
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitError = 1,     // a studio::Error: bad input, missing file, invalid config
+  kExitUsage = 2,     // invalid command line
+  kExitInternal = 3,  // an unexpected exception (a bug: please report it)
+};
+
+int run_cli(int argc, char** argv);
+
+}  // namespace studio

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs studio's build and test dependencies from Debian 12 packages. Idempotent: it runs
+# apt-get only when a package is missing. Needs root (or sudo).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config ccache git
+  libtorch-dev libopenblas0-pthread
+  nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libssl-dev
+  libopencv-dev libopenimageio-dev openimageio-tools
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg
+  libassimp-dev libtbb-dev
+  catch2
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
+  SUDO="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

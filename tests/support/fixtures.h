@@ -1,0 +1,30 @@
+// Where the tests find the shared fixtures and data, and tensor comparison helpers for parity tests.
+#pragma once
+
+#include <ATen/Tensor.h>
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace studio::test {
+
+// $STUDIO_FIXTURES, else ../shared/fixtures beside the source tree. Fails the test if missing.
+std::filesystem::path fixtures_root();
+// $STUDIO_DATA, else ../shared/data beside the source tree.
+std::filesystem::path data_root();
+// A fresh empty folder under the build tree for one test's outputs.
+std::filesystem::path temp_dir(const std::string& name);
+// The source tree (for committed test data such as the fuzz corpus).
+std::filesystem::path source_dir();
+// Absolute path of the built `studio` executable.
+std::filesystem::path studio_exe();
+
+nlohmann::json read_json(const std::filesystem::path& path);
+
+// max |a - b| over all elements (both moved to CPU fp64).
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b);
+double max_abs(const at::Tensor& a);
+
+}  // namespace studio::test
