@@ -37,6 +37,21 @@ std::filesystem::path studio_exe() {
   return std::filesystem::path(STUDIO_BINARY_DIR) / "pipeline" / "studio";
 }
 
+void copy_tree_writable(const std::filesystem::path& from, const std::filesystem::path& to) {
+  namespace fs = std::filesystem;
+  fs::create_directories(to);
+  for (const auto& e : fs::recursive_directory_iterator(from)) {
+    const fs::path target = to / fs::relative(e.path(), from);
+    if (e.is_directory()) {
+      fs::create_directories(target);
+    } else {
+      fs::copy_file(e.path(), target, fs::copy_options::overwrite_existing);
+      fs::permissions(target, fs::perms::owner_read | fs::perms::owner_write |
+                                  fs::perms::group_read | fs::perms::others_read);
+    }
+  }
+}
+
 nlohmann::json read_json(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) FAIL("cannot open " << path);

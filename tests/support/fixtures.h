@@ -21,6 +21,9 @@ std::filesystem::path source_dir();
 // Absolute path of the built `studio` executable.
 std::filesystem::path studio_exe();
 
+// Copies a folder (fixtures are read-only) into a writable copy: folders 0755, files 0644.
+void copy_tree_writable(const std::filesystem::path& from, const std::filesystem::path& to);
+
 nlohmann::json read_json(const std::filesystem::path& path);
 
 // max |a - b| over all elements (both moved to CPU fp64).
