@@ -21,6 +21,8 @@ int run_cli(int argc, char** argv) {
 
   CommandAction action;
   add_models_command(app, &action);
+  add_image_command(app, &action);
+  add_bench_command(app, &action);
 
   try {
     app.parse(argc, argv);

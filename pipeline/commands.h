@@ -11,5 +11,7 @@ using CommandAction = std::function<int()>;
 
 // Each registers its subcommand on `app` and sets `*action` when that subcommand is chosen.
 void add_models_command(CLI::App& app, CommandAction* action);
+void add_image_command(CLI::App& app, CommandAction* action);
+void add_bench_command(CLI::App& app, CommandAction* action);
 
 }  // namespace studio

@@ -1,13 +1,29 @@
 // `studio models inspect PATH`: what a checkpoint folder or .safetensors file is, its components,
 // parameter counts, dtypes and a config summary; --json for machines.
+// `studio models init --arch DIR --out DIR`: a complete diffusers pipeline folder with random
+// weights built from an architecture folder (config files only), so the image stage runs end to
+// end on a machine without downloaded weights (the pictures are noise).
 #include <fmt/format.h>
+#include <torch/torch.h>
+#include <unistd.h>
 
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/checkpoint.h"
+#include "core/error.h"
 #include "core/hash.h"
+#include "core/json_file.h"
+#include "core/scheduler.h"
+#include "core/tensor_io.h"
+#include "image/unet.h"
+#include "image/vae.h"
 #include "pipeline/commands.h"
+#include "text/clip_text_model.h"
+#include "text/clip_tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -142,10 +158,248 @@ void print_text(const nlohmann::json& j, const std::string& indent = "") {
     std::cout << "total parameters: " << thousands(j["parameters"].get<uint64_t>()) << "\n";
 }
 
+// ---------------------------------------------------------------------------------------------
+// models init
+
+constexpr const char* kInitArchHint =
+    "--arch takes a folder laid out like a diffusers pipeline with config files only "
+    "(model_index.json, unet/config.json, vae/config.json, text_encoder/config.json, "
+    "scheduler/scheduler_config.json, tokenizer/), e.g. configs/starter-tiny";
+
+struct InitOptions {
+  std::string arch;
+  std::string out;
+  uint64_t seed = 0;
+  bool force = false;
+};
+
+// What was written for one component, for the summary and the output's README.
+struct InitComponent {
+  std::string name;
+  std::string class_name;
+  std::string file;         // weight file name, empty for tokenizer / scheduler
+  int64_t parameters = 0;   // parameters + buffers saved
+};
+
+std::string read_text_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError("cannot read file", path.string(), "check that it exists and is readable");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw IoError("read failed", path.string(), "check the disk and the file");
+  return ss.str();
+}
+
+// Copies the regular files of `from` (not recursing) into `to`, fsynced.
+void copy_component_files(const fs::path& from, const fs::path& to) {
+  fs::create_directories(to);
+  for (const auto& entry : fs::directory_iterator(from)) {
+    if (!entry.is_regular_file()) continue;
+    write_file_atomic(to / entry.path().filename(), read_text_file(entry.path()));
+  }
+}
+
+nlohmann::json read_arch_config(const fs::path& dir, const std::string& file) {
+  const fs::path p = dir / file;
+  if (!fs::is_regular_file(p))
+    throw IoError("no " + file + " in the architecture folder", dir.string(), kInitArchHint);
+  return read_json_file(p);
+}
+
+// The module's parameters then buffers under their module path names, which equal the diffusers /
+// transformers state_dict keys (the modules are built that way), so the file loads strictly.
+std::vector<std::pair<std::string, at::Tensor>> named_tensors(const torch::nn::Module& module,
+                                                              int64_t* count) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  *count = 0;
+  for (const auto& p : module.named_parameters(true)) {
+    out.emplace_back(p.key(), p.value().detach());
+    *count += p.value().numel();
+  }
+  for (const auto& b : module.named_buffers(true)) {
+    out.emplace_back(b.key(), b.value().detach());
+    *count += b.value().numel();
+  }
+  return out;
+}
+
+// Builds one model component with libtorch's default initialisation (after seeding), saves its
+// weights as `weight_file` and copies its config.json.
+template <typename BuildFn>
+InitComponent init_model(const fs::path& src, const fs::path& dst, const std::string& name,
+                         const std::string& class_name, const std::string& weight_file,
+                         uint64_t seed, BuildFn&& build) {
+  const nlohmann::json config = read_arch_config(src, "config.json");
+  at::manual_seed(seed);  // per component: each one's weights depend only on its config and seed
+  std::shared_ptr<torch::nn::Module> module = build(config, (src / "config.json").string());
+  InitComponent c{name, class_name, weight_file, 0};
+  const auto tensors = named_tensors(*module, &c.parameters);
+  fs::create_directories(dst);
+  // "format": "pt" as diffusers writes it; the second key marks the file as untrained for tools.
+  save_safetensors(dst / weight_file, tensors,
+                   {{"format", "pt"},
+                    {"studio_weights", "random (studio models init --seed " +
+                                           std::to_string(seed) + "): produces noise"}});
+  write_file_atomic(dst / "config.json", read_text_file(src / "config.json"));
+  return c;
+}
+
+InitComponent init_component(const fs::path& arch, const fs::path& tmp, const std::string& name,
+                             const std::string& class_name, uint64_t seed) {
+  const fs::path src = arch / name, dst = tmp / name;
+  if (!fs::is_directory(src))
+    throw IoError("model_index.json declares component '" + name + "' (" + class_name +
+                      ") but folder " + name + "/ is missing",
+                  arch.string(), kInitArchHint);
+  if (class_name == "UNet2DConditionModel")
+    return init_model(src, dst, name, class_name, "diffusion_pytorch_model.safetensors", seed,
+                      [](const nlohmann::json& j, const std::string& origin) {
+                        return image::UNet2DConditionModel(j, origin).ptr();
+                      });
+  if (class_name == "AutoencoderKL")
+    return init_model(src, dst, name, class_name, "diffusion_pytorch_model.safetensors", seed,
+                      [](const nlohmann::json& j, const std::string& origin) {
+                        return image::AutoencoderKL(j, origin).ptr();
+                      });
+  if (class_name == "CLIPTextModel")
+    return init_model(src, dst, name, class_name, "model.safetensors", seed,
+                      [](const nlohmann::json& j, const std::string& origin) {
+                        return ClipTextModel(ClipTextConfig::from_json(j, origin)).ptr();
+                      });
+  if (class_name == "CLIPTokenizer" || class_name == "CLIPTokenizerFast") {
+    ClipTokenizer::load(src);  // refuse a tokenizer the pipeline could not load
+    copy_component_files(src, dst);
+    return {name, class_name, "", 0};
+  }
+  if (class_name.find("Scheduler") != std::string::npos) {
+    const nlohmann::json config = read_arch_config(src, "scheduler_config.json");
+    make_scheduler(config, (src / "scheduler_config.json").string());  // validate
+    copy_component_files(src, dst);
+    return {name, class_name, "", 0};
+  }
+  throw ConfigError("studio models init cannot build component '" + name + "' (" + class_name + ")",
+                    (arch / "model_index.json").string(),
+                    "supported: UNet2DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer "
+                    "and the noise schedulers; set unused components to [null, null]");
+}
+
+std::string init_readme(const fs::path& arch, uint64_t seed,
+                        const std::vector<InitComponent>& components) {
+  std::string s =
+      "# Random weights: this model produces noise\n\n"
+      "Written by `studio models init --arch " + arch.string() + " --seed " +
+      std::to_string(seed) + "`.\n\n"
+      "Every weight is random (libtorch's default initialisation after `manual_seed(" +
+      std::to_string(seed) + ")`),\nnothing was trained or downloaded: the pipeline runs end to "
+      "end, but the pictures it makes\nare noise. It is a diffusers pipeline folder, so tools that "
+      "read one can load it. For real\npictures put trained Stable Diffusion weights under models/ "
+      "instead (see models/README.md).\n\n"
+      "| component | class | weights | parameters |\n|---|---|---|---|\n";
+  for (const auto& c : components)
+    s += "| " + c.name + " | " + c.class_name + " | " + (c.file.empty() ? "-" : c.file) + " | " +
+         (c.file.empty() ? "-" : thousands(static_cast<uint64_t>(c.parameters))) + " |\n";
+  return s;
+}
+
+// Removes a folder tree on scope exit unless released (the temporary output of a failed init).
+class RemoveOnExit {
+ public:
+  explicit RemoveOnExit(fs::path path) : path_(std::move(path)) {}
+  ~RemoveOnExit() {
+    if (path_.empty()) return;
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  RemoveOnExit(const RemoveOnExit&) = delete;
+  RemoveOnExit& operator=(const RemoveOnExit&) = delete;
+  void release() { path_.clear(); }
+
+ private:
+  fs::path path_;
+};
+
+int run_models_init(const InitOptions& o) {
+  torch::NoGradGuard no_grad;
+  const fs::path arch(o.arch);
+  fs::path out(o.out);
+  if (out.filename().empty()) out = out.parent_path();  // "models/x/" → "models/x"
+  if (!fs::is_directory(arch))
+    throw IoError("architecture folder not found", arch.string(), kInitArchHint);
+  const nlohmann::json index = read_arch_config(arch, "model_index.json");
+  if (!index.is_object())
+    throw ConfigError("not a JSON object", (arch / "model_index.json").string(), kInitArchHint);
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(out, ec)) && !o.force)
+    throw IoError("output already exists", out.string(),
+                  "pick another --out, or pass --force to replace it");
+  if (fs::equivalent(arch, out, ec))
+    throw UsageError("--out is the architecture folder itself", out.string(),
+                     "write the pipeline to another folder, e.g. models/NAME");
+
+  // Everything goes into a hidden temporary folder beside --out, renamed into place at the end:
+  // a killed run leaves no half-written model folder (only a .NAME.tmp-PID that *.tmp-* ignores).
+  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  fs::create_directories(parent);
+  const std::string stem = out.filename().string();
+  const fs::path tmp = parent / ("." + stem + ".tmp-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  RemoveOnExit cleanup(tmp);
+
+  std::vector<InitComponent> components;
+  for (auto it = index.begin(); it != index.end(); ++it) {
+    const auto& v = it.value();
+    if (it.key().empty() || it.key()[0] == '_' || !v.is_array() || v.size() != 2) continue;
+    if (v[0].is_null() || v[1].is_null()) continue;  // absent optional component
+    if (!v[1].is_string())
+      throw ConfigError("component '" + it.key() + "' has no class name",
+                        (arch / "model_index.json").string(), kInitArchHint);
+    std::cerr << "models init: building " << it.key() << " (" << v[1].get<std::string>() << ")\n";
+    components.push_back(init_component(arch, tmp, it.key(), v[1].get<std::string>(), o.seed));
+  }
+  if (components.empty())
+    throw ConfigError("model_index.json names no components", (arch / "model_index.json").string(),
+                      kInitArchHint);
+  write_file_atomic(tmp / "model_index.json", read_text_file(arch / "model_index.json"));
+  write_file_atomic(tmp / "README.md", init_readme(arch, o.seed, components));
+  inspect_checkpoint(tmp);  // the result must be a pipeline studio itself recognises
+
+  // Into place. With --force an existing --out is moved aside first and removed afterwards, so at
+  // every moment either the old or the new folder is at --out.
+  const fs::path old = parent / ("." + stem + ".old.tmp-" + std::to_string(::getpid()));
+  const bool replacing = fs::exists(fs::symlink_status(out, ec));
+  if (replacing) fs::rename(out, old);
+  try {
+    fs::rename(tmp, out);
+  } catch (const fs::filesystem_error& e) {
+    if (replacing) fs::rename(old, out, ec);
+    throw IoError(std::string("cannot move the new model into place: ") + e.what(), out.string(),
+                  "check the permissions of the folder");
+  }
+  cleanup.release();
+  if (replacing) fs::remove_all(old, ec);
+
+  int64_t total = 0;
+  for (const auto& c : components) {
+    std::cout << fmt::format("  {:<16} {:<30}", c.name, c.class_name);
+    if (!c.file.empty())
+      std::cout << fmt::format(" {:>12} params  {}", thousands(static_cast<uint64_t>(c.parameters)),
+                               c.file);
+    std::cout << "\n";
+    total += c.parameters;
+  }
+  std::cout << "wrote " << out.string() << ": a diffusers pipeline with random weights (seed "
+            << o.seed << ", " << thousands(static_cast<uint64_t>(total))
+            << " parameters); it runs end to end but its pictures are noise\n";
+  return 0;
+}
+
+
 }  // namespace
 
 void add_models_command(CLI::App& app, CommandAction* action) {
-  auto* models = app.add_subcommand("models", "Inspect model checkpoints");
+  auto* models = app.add_subcommand(
+      "models", "Inspect model checkpoints, or make a random-weight pipeline from an architecture");
   models->require_subcommand(1);
   auto* inspect = models->add_subcommand(
       "inspect", "Recognise a checkpoint folder or .safetensors file and summarise it");
@@ -170,6 +424,23 @@ void add_models_command(CLI::App& app, CommandAction* action) {
         print_text(j);
       return 0;
     };
+  });
+
+  auto* init = models->add_subcommand(
+      "init",
+      "Write a diffusers pipeline folder with random weights built from an architecture folder "
+      "(config files only): it runs end to end, its pictures are noise");
+  auto init_opts = std::make_shared<InitOptions>();
+  init->add_option("--arch", init_opts->arch,
+                   "architecture folder: model_index.json and each component's config files "
+                   "(e.g. configs/starter-tiny)")
+      ->required();
+  init->add_option("--out", init_opts->out, "pipeline folder to write (e.g. models/NAME)")
+      ->required();
+  init->add_option("--seed", init_opts->seed, "seed of the random weights (default 0)");
+  init->add_flag("--force", init_opts->force, "replace --out if it exists");
+  init->callback([action, init_opts] {
+    *action = [init_opts] { return run_models_init(*init_opts); };
   });
 }
 

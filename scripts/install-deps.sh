@@ -7,7 +7,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git
   libtorch-dev libopenblas0-pthread
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libssl-dev
-  libopencv-dev libopenimageio-dev openimageio-tools
+  libopencv-dev libopenimageio-dev openimageio-tools libexiv2-dev exiv2 libwebp-dev zlib1g-dev
+  liblcms2-dev
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg
   libassimp-dev libtbb-dev
   catch2
