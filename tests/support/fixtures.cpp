@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <catch2/catch.hpp>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 
@@ -25,7 +27,21 @@ std::filesystem::path data_root() {
 }
 
 std::filesystem::path temp_dir(const std::string& name) {
-  auto dir = std::filesystem::path(STUDIO_BINARY_DIR) / "test-output" / name;
+  // Per process: CTest runs test cases in parallel processes, and two cases may pick one name.
+  namespace fs = std::filesystem;
+  const fs::path base = fs::path(STUDIO_BINARY_DIR) / "test-output";
+  // Folders of earlier runs whose process is gone are removed, so outputs do not pile up.
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(base, ec)) {
+    const std::string n = e.path().filename().string();
+    const auto dash = n.rfind('-');
+    if (n.compare(0, dash, name) != 0 || dash == std::string::npos) continue;
+    const std::string pid = n.substr(dash + 1);
+    if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos &&
+        !fs::exists("/proc/" + pid))
+      fs::remove_all(e.path(), ec);
+  }
+  auto dir = base / (name + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

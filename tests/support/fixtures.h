@@ -14,7 +14,7 @@ namespace studio::test {
 std::filesystem::path fixtures_root();
 // $STUDIO_DATA, else ../shared/data beside the source tree.
 std::filesystem::path data_root();
-// A fresh empty folder under the build tree for one test's outputs.
+// A fresh empty folder under the build tree for one test's outputs (unique to this process).
 std::filesystem::path temp_dir(const std::string& name);
 // The source tree (for committed test data such as the fuzz corpus).
 std::filesystem::path source_dir();
