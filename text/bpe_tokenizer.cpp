@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "text/bpe_merges.h"
 #include "text/unicode.h"
 
 namespace studio {
@@ -236,16 +237,11 @@ struct BpeTokenizer::Impl {
   int64_t unk = -1;
   int64_t byte_id[256];  // byte symbol id, -1 if absent from the vocab
 
-  struct Merge {
-    int32_t rank;
-    int64_t merged;
-  };
-  std::unordered_map<uint64_t, Merge> merges;
+  BpeMergeTable merges;
 
   mutable std::shared_mutex cache_mutex;
   mutable std::unordered_map<std::string, std::vector<int64_t>> cache;
 
-  static uint64_t pair_key(int64_t a, int64_t b) { return (uint64_t(a) << 32) | uint64_t(b); }
 
   int64_t lookup(const std::string& token) const {
     auto it = vocab.find(token);
@@ -271,31 +267,7 @@ struct BpeTokenizer::Impl {
       else if (unk >= 0)
         word.push_back(-1);
     }
-    while (word.size() > 1) {
-      const Merge* best = nullptr;
-      int64_t first = 0, second = 0;
-      for (size_t k = 0; k + 1 < word.size(); ++k) {
-        if (word[k] < 0 || word[k + 1] < 0) continue;
-        auto it = merges.find(pair_key(word[k], word[k + 1]));
-        if (it != merges.end() && (best == nullptr || it->second.rank < best->rank)) {
-          best = &it->second;
-          first = word[k];
-          second = word[k + 1];
-        }
-      }
-      if (best == nullptr) break;
-      std::vector<int64_t> merged;
-      merged.reserve(word.size());
-      for (size_t k = 0; k < word.size(); ++k) {
-        if (k + 1 < word.size() && word[k] == first && word[k + 1] == second) {
-          merged.push_back(best->merged);
-          ++k;
-        } else {
-          merged.push_back(word[k]);
-        }
-      }
-      word = std::move(merged);
-    }
+    merges.apply(word);
     for (int64_t& id : word)
       if (id < 0) id = unk;
     return word;
@@ -571,7 +543,7 @@ BpeTokenizer BpeTokenizer::load(const fs::path& path_in) {
                             "\", which is not in model.vocab",
                         path.string(), "the file is damaged: restore it from the original model");
     // Like transformers' dict(zip(merges, ranks)): a repeated pair keeps its last rank.
-    impl->merges[Impl::pair_key(a, b)] = Impl::Merge{int32_t(k), merged};
+    impl->merges.add(a, b, int32_t(k), merged);
   }
 
   // normalizer

@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "text/bpe_merges.h"
 #include "text/ftfy.h"
 #include "text/unicode.h"
 
@@ -188,11 +189,7 @@ struct ClipTokenizer::Impl {
   std::vector<std::string> split_tokens;             // literal tokens cut out of the raw text
   int64_t base_id[256];                              // byte symbol, -1 if not in the vocab
   int64_t base_end_id[256];                          // byte symbol + "</w>"
-  struct Merge {
-    int32_t rank;
-    int64_t merged;
-  };
-  std::unordered_map<uint64_t, Merge> merges;
+  BpeMergeTable merges;
   int64_t bos = -1, eos = -1, pad = -1, unk = -1;
   size_t model_max_length = kDefaultMaxLength;
   bool clean_up_spaces = true;
@@ -209,7 +206,6 @@ struct ClipTokenizer::Impl {
     return it == encoder.end() ? -1 : it->second;
   }
 
-  static uint64_t pair_key(int64_t a, int64_t b) { return (uint64_t(a) << 32) | uint64_t(b); }
 
   // bpe(token) on the UTF-8 bytes of one pre-token.
   Pieces bpe(const std::string& bytes) const {
@@ -234,31 +230,7 @@ struct ClipTokenizer::Impl {
       }
       word.push_back(id);
     }
-    while (word.size() > 1) {
-      const Merge* best = nullptr;
-      int64_t first = 0, second = 0;
-      for (size_t k = 0; k + 1 < word.size(); ++k) {
-        if (word[k] < 0 || word[k + 1] < 0) continue;
-        auto it = merges.find(pair_key(word[k], word[k + 1]));
-        if (it != merges.end() && (best == nullptr || it->second.rank < best->rank)) {
-          best = &it->second;
-          first = word[k];
-          second = word[k + 1];
-        }
-      }
-      if (best == nullptr) break;
-      std::vector<int64_t> merged;
-      merged.reserve(word.size());
-      for (size_t k = 0; k < word.size(); ++k) {
-        if (k + 1 < word.size() && word[k] == first && word[k + 1] == second) {
-          merged.push_back(best->merged);
-          ++k;
-        } else {
-          merged.push_back(word[k]);
-        }
-      }
-      word = std::move(merged);
-    }
+    merges.apply(word);
     for (int64_t id : word) {
       if (id >= 0) {
         out.ids.push_back(id);
@@ -517,7 +489,7 @@ ClipTokenizer ClipTokenizer::load(const fs::path& dir) {
                             "\", which is not in " + vocab_path.string(),
                         where, "vocab.json and merges.txt are from different tokenizers");
     // Like transformers' dict(zip(merges, ranks)): a repeated pair keeps its last rank.
-    impl->merges[Impl::pair_key(a, b)] = Impl::Merge{int32_t(line_no - 2), m};
+    impl->merges.add(a, b, int32_t(line_no - 2), m);
   }
   return ClipTokenizer(std::move(impl));
 }
