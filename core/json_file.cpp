@@ -5,12 +5,20 @@
 
 namespace studio {
 
-nlohmann::json read_json_file(const std::filesystem::path& path) {
+std::string read_file_bytes(const std::filesystem::path& path, const std::string& missing_hint) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw IoError("file not found", path.string(), missing_hint);
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot open file", path.string(), "check that it exists and is readable");
-  std::stringstream ss;
+  if (!in) throw IoError("cannot open file", path.string(), "check its permissions");
+  std::ostringstream ss;
   ss << in.rdbuf();
-  const std::string text = ss.str();
+  if (in.bad()) throw IoError("read failed", path.string(), "check the disk and the file");
+  return ss.str();
+}
+
+nlohmann::json read_json_file(const std::filesystem::path& path) {
+  const std::string text = read_file_bytes(path, "check that it exists and is readable");
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {

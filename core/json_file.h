@@ -9,6 +9,11 @@
 
 namespace studio {
 
+// The whole file as bytes; IoError naming the file when it is missing (with `missing_hint`),
+// unreadable or fails mid-read.
+std::string read_file_bytes(const std::filesystem::path& path,
+                            const std::string& missing_hint = "check the path");
+
 // Parses a JSON file; IoError if unreadable, ConfigError with line/column if malformed.
 nlohmann::json read_json_file(const std::filesystem::path& path);
 

@@ -1,6 +1,23 @@
 #include "text/bpe_merges.h"
 
+#include "text/unicode.h"
+
 namespace studio {
+
+ByteAlphabet::ByteAlphabet() {
+  char32_t next = 256;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+    to_unicode[b] = printable ? char32_t(b) : next++;
+    to_byte[to_unicode[b]] = static_cast<unsigned char>(b);
+    utf8[b] = unicode::encode_utf8(std::u32string(1, to_unicode[b]));
+  }
+}
+
+const ByteAlphabet& byte_alphabet() {
+  static const ByteAlphabet alphabet;
+  return alphabet;
+}
 
 void BpeMergeTable::apply(std::vector<int64_t>& word) const {
   while (word.size() > 1) {

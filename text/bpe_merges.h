@@ -1,12 +1,22 @@
-// The merge step shared by the CLIP and byte-level BPE tokenizers: a table of ranked symbol-pair
-// merges, applied to a word (symbol ids) lowest rank first until no pair merges.
+// What the CLIP and byte-level BPE tokenizers share: GPT-2's byte-to-unicode alphabet, and a table
+// of ranked symbol-pair merges applied to a word (symbol ids) lowest rank first until none merges.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace studio {
+
+// bytes_to_unicode(): printable Latin-1 bytes map to themselves, the others to U+0100 + n.
+struct ByteAlphabet {
+  ByteAlphabet();
+  char32_t to_unicode[256];
+  std::unordered_map<char32_t, unsigned char> to_byte;
+  std::string utf8[256];  // to_unicode[b] as UTF-8
+};
+const ByteAlphabet& byte_alphabet();
 
 class BpeMergeTable {
  public:

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "text/bpe_merges.h"
 #include "text/unicode.h"
 
@@ -31,38 +32,8 @@ const char* const kLoadHint =
     "use a tokenizer.json written by Hugging Face tokenizers for a byte-level BPE model "
     "(GPT-2, LLaMA-3, LLaDA)";
 
-std::string read_file(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw IoError("file not found", path.string(), kLoadHint);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot open file", path.string(), "check its permissions");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError("read failed", path.string(), "check the disk and the file");
-  return ss.str();
-}
+std::string read_file(const fs::path& path) { return read_file_bytes(path, kLoadHint); }
 
-// bytes_to_unicode(): printable Latin-1 bytes map to themselves, the others to U+0100 + n.
-struct ByteAlphabet {
-  char32_t to_unicode[256];
-  std::unordered_map<char32_t, unsigned char> to_byte;
-  std::string utf8[256];  // to_unicode[b] as UTF-8
-
-  ByteAlphabet() {
-    char32_t next = 256;
-    for (int b = 0; b < 256; ++b) {
-      bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-      to_unicode[b] = printable ? char32_t(b) : next++;
-      to_byte[to_unicode[b]] = static_cast<unsigned char>(b);
-      utf8[b] = unicode::encode_utf8(std::u32string(1, to_unicode[b]));
-    }
-  }
-};
-
-const ByteAlphabet& byte_alphabet() {
-  static const ByteAlphabet alphabet;
-  return alphabet;
-}
 
 // ---- Pre-tokenizer regexes, as the `regex` module matches them --------------------------------
 
@@ -251,7 +222,7 @@ struct BpeTokenizer::Impl {
   // GPT2Tokenizer.bpe() on one pre-token's bytes: repeatedly merge every occurrence of the
   // lowest-ranked adjacent pair.
   std::vector<int64_t> bpe(const std::string& bytes) const {
-    const bpe::ByteAlphabet& alphabet = bpe::byte_alphabet();
+    const ByteAlphabet& alphabet = byte_alphabet();
     if (ignore_merges) {
       std::string word;
       for (unsigned char b : bytes) word += alphabet.utf8[b];
@@ -364,7 +335,7 @@ struct BpeTokenizer::Impl {
   }
 
   std::string decode_bytes(const std::vector<int64_t>& ids, bool skip_special) const {
-    const bpe::ByteAlphabet& alphabet = bpe::byte_alphabet();
+    const ByteAlphabet& alphabet = byte_alphabet();
     std::string bytes;
     for (int64_t id : ids) {
       check_id(id);
@@ -507,7 +478,7 @@ BpeTokenizer BpeTokenizer::load(const fs::path& path_in) {
           "model.unk_token \"" + model["unk_token"].get<std::string>() + "\" is not in model.vocab",
           path.string(), bpe::kLoadHint);
   }
-  const bpe::ByteAlphabet& alphabet = bpe::byte_alphabet();
+  const ByteAlphabet& alphabet = byte_alphabet();
   for (int b = 0; b < 256; ++b) impl->byte_id[b] = impl->lookup(alphabet.utf8[b]);
 
   // merges: "a b" strings or ["a", "b"] pairs, best rank first.

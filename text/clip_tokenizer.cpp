@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "text/bpe_merges.h"
 #include "text/ftfy.h"
 #include "text/unicode.h"
@@ -35,16 +36,7 @@ const char* const kLoadHint =
     "CLIPTokenizer.save_pretrained (vocab.json, merges.txt, special_tokens_map.json, "
     "tokenizer_config.json)";
 
-std::string read_file(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw IoError("file not found", path.string(), kLoadHint);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError("cannot open file", path.string(), "check its permissions");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError("read failed", path.string(), "check the disk and the file");
-  return ss.str();
-}
+std::string read_file(const fs::path& path) { return read_file_bytes(path, kLoadHint); }
 
 json parse_json(const fs::path& path) {
   std::string text = read_file(path);
@@ -56,27 +48,6 @@ json parse_json(const fs::path& path) {
   }
 }
 
-// bytes_to_unicode(): printable Latin-1 bytes map to themselves, the others to U+0100 + n.
-struct ByteAlphabet {
-  char32_t to_unicode[256];
-  std::unordered_map<char32_t, unsigned char> to_byte;
-  std::string utf8[256];  // to_unicode[b] as UTF-8
-
-  ByteAlphabet() {
-    char32_t next = 256;
-    for (int b = 0; b < 256; ++b) {
-      bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-      to_unicode[b] = printable ? char32_t(b) : next++;
-      to_byte[to_unicode[b]] = static_cast<unsigned char>(b);
-      utf8[b] = unicode::encode_utf8(std::u32string(1, to_unicode[b]));
-    }
-  }
-};
-
-const ByteAlphabet& byte_alphabet() {
-  static const ByteAlphabet alphabet;
-  return alphabet;
-}
 
 // A special token's string: either "content" or {"content": ...} (transformers' AddedToken).
 std::optional<std::string> token_content(const json& value) {
