@@ -449,6 +449,26 @@ at::Tensor draw_noise(at::IntArrayRef shape, at::ScalarType dtype, at::Device de
   return gen_device == device ? noise : noise.to(device);
 }
 
+void check_shapes(const at::Tensor& model_output, const at::Tensor& sample,
+                  const std::string& who) {
+  if (!model_output.defined() || !sample.defined() || model_output.sizes() != sample.sizes())
+    throw UsageError(who + "::step: model_output and sample must have the same shape", {},
+                     "pass the model's prediction for this sample");
+}
+
+Thresholding Thresholding::read(const ConfigReader& r) {
+  Thresholding t;
+  t.enabled = r.get_bool("thresholding");
+  t.ratio = r.get_number("dynamic_thresholding_ratio");
+  t.max_value = r.get_number("sample_max_value");
+  if (t.enabled && !(t.ratio > 0 && t.ratio <= 1))
+    r.fail("dynamic_thresholding_ratio", "dynamic_thresholding_ratio must lie in (0, 1]",
+           "diffusers' default is 0.995");
+  if (t.enabled && !(t.max_value >= 1))
+    r.fail("sample_max_value", "sample_max_value must be at least 1", "diffusers' default is 1.0");
+  return t;
+}
+
 at::Tensor threshold_sample(const at::Tensor& x0, double ratio, double max_value) {
   const auto dtype = x0.scalar_type();
   at::Tensor x = (dtype == at::kFloat || dtype == at::kDouble) ? x0 : x0.to(at::kFloat);

@@ -12,13 +12,6 @@
 namespace studio::sched {
 namespace {
 
-void check_shapes(const at::Tensor& model_output, const at::Tensor& sample,
-                  const std::string& who) {
-  if (!model_output.defined() || !sample.defined() || model_output.sizes() != sample.sizes())
-    throw UsageError(who + "::step: model_output and sample must have the same shape", {},
-                     "pass the model's prediction for this sample");
-}
-
 // x0 and eps from the model output at alpha_prod_t (float32 scalars, as diffusers computes them).
 void predict_x0_eps(PredictionType type, const at::Tensor& model_output, const at::Tensor& sample,
                     float alpha_prod_t, at::Tensor& x0, at::Tensor& eps) {
@@ -46,9 +39,7 @@ struct DdimOptions {
   int steps_offset = 0;
   bool clip_sample = true;
   double clip_sample_range = 1.0;
-  bool thresholding = false;
-  double dynamic_thresholding_ratio = 0.995;
-  double sample_max_value = 1.0;
+  Thresholding thresholding;  // DDIM only; the inverse scheduler has none
   float edge_alpha_cumprod = 1.0f;  // final (DDIM) / initial (inverse) alpha_cumprod
 };
 
@@ -82,15 +73,7 @@ DdimOptions read_ddim_options(const ConfigReader& r, bool inverse,
   if (inverse && !r.is_null("set_alpha_to_zero")) alpha_to_one = r.get_bool("set_alpha_to_zero");
   o.edge_alpha_cumprod = alpha_to_one ? 1.0f : alphas_cumprod.front();
   if (!inverse) {
-    o.thresholding = r.get_bool("thresholding");
-    o.dynamic_thresholding_ratio = r.get_number("dynamic_thresholding_ratio");
-    o.sample_max_value = r.get_number("sample_max_value");
-    if (o.thresholding && !(o.dynamic_thresholding_ratio > 0 && o.dynamic_thresholding_ratio <= 1))
-      r.fail("dynamic_thresholding_ratio", "dynamic_thresholding_ratio must lie in (0, 1]",
-             "diffusers' default is 0.995");
-    if (o.thresholding && !(o.sample_max_value >= 1))
-      r.fail("sample_max_value", "sample_max_value must be at least 1",
-             "diffusers' default is 1.0");
+    o.thresholding = Thresholding::read(r);
   }
   return o;
 }
@@ -146,8 +129,8 @@ class DDIMScheduler final : public Scheduler {
 
     at::Tensor x0, eps;
     predict_x0_eps(prediction_type_, model_output, sample, alpha_prod_t, x0, eps);
-    if (o_.thresholding)
-      x0 = threshold_sample(x0, o_.dynamic_thresholding_ratio, o_.sample_max_value);
+    if (o_.thresholding.enabled)
+      x0 = o_.thresholding.apply(x0);
     else if (o_.clip_sample)
       x0 = x0.clamp(-o_.clip_sample_range, o_.clip_sample_range);
 

@@ -32,15 +32,7 @@ class DDPMScheduler final : public Scheduler {
     clip_sample_range_ = r.get_number("clip_sample_range");
     if (clip_sample_ && !(clip_sample_range_ > 0))
       r.fail("clip_sample_range", "clip_sample_range must be positive", "DDPM's default is 1.0");
-    thresholding_ = r.get_bool("thresholding");
-    ratio_ = r.get_number("dynamic_thresholding_ratio");
-    sample_max_value_ = r.get_number("sample_max_value");
-    if (thresholding_ && !(ratio_ > 0 && ratio_ <= 1))
-      r.fail("dynamic_thresholding_ratio", "dynamic_thresholding_ratio must lie in (0, 1]",
-             "diffusers' default is 0.995");
-    if (thresholding_ && !(sample_max_value_ >= 1))
-      r.fail("sample_max_value", "sample_max_value must be at least 1",
-             "diffusers' default is 1.0");
+    thresholding_ = Thresholding::read(r);
   }
 
   std::string class_name() const override { return "DDPMScheduler"; }
@@ -102,8 +94,8 @@ class DDPMScheduler final : public Scheduler {
              model_output * static_cast<double>(std::sqrt(beta_prod_t));
         break;
     }
-    if (thresholding_)
-      x0 = threshold_sample(x0, ratio_, sample_max_value_);
+    if (thresholding_.enabled)
+      x0 = thresholding_.apply(x0);
     else if (clip_sample_)
       x0 = x0.clamp(-clip_sample_range_, clip_sample_range_);
 
@@ -160,9 +152,7 @@ class DDPMScheduler final : public Scheduler {
   VarianceType variance_type_ = VarianceType::kFixedSmall;
   bool clip_sample_ = true;
   double clip_sample_range_ = 1.0;
-  bool thresholding_ = false;
-  double ratio_ = 0.995;
-  double sample_max_value_ = 1.0;
+  Thresholding thresholding_;
 };
 
 }  // namespace

@@ -70,15 +70,7 @@ class DPMSolverMultistepScheduler final : public Scheduler {
                                            vt.get<std::string>() == "learned_range");
     spacing_ = read_spacing(r, {"linspace", "leading", "trailing"});
     steps_offset_ = r.get_int("steps_offset", 0, num_train_timesteps_);
-    thresholding_ = r.get_bool("thresholding");
-    ratio_ = r.get_number("dynamic_thresholding_ratio");
-    sample_max_value_ = r.get_number("sample_max_value");
-    if (thresholding_ && !(ratio_ > 0 && ratio_ <= 1))
-      r.fail("dynamic_thresholding_ratio", "dynamic_thresholding_ratio must lie in (0, 1]",
-             "diffusers' default is 0.995");
-    if (thresholding_ && !(sample_max_value_ >= 1))
-      r.fail("sample_max_value", "sample_max_value must be at least 1",
-             "diffusers' default is 1.0");
+    thresholding_ = Thresholding::read(r);
   }
 
   std::string class_name() const override { return "DPMSolverMultistepScheduler"; }
@@ -264,7 +256,7 @@ class DPMSolverMultistepScheduler final : public Scheduler {
           x0 = sample * a - model_output * s;
           break;
       }
-      if (thresholding_) x0 = threshold_sample(x0, ratio_, sample_max_value_);
+      x0 = thresholding_.apply(x0);
       return x0;
     }
     at::Tensor eps;
@@ -279,9 +271,8 @@ class DPMSolverMultistepScheduler final : public Scheduler {
         eps = model_output * a + sample * s;
         break;
     }
-    if (thresholding_) {
-      at::Tensor x0 = (sample - eps * s) / a;
-      x0 = threshold_sample(x0, ratio_, sample_max_value_);
+    if (thresholding_.enabled) {
+      const at::Tensor x0 = thresholding_.apply((sample - eps * s) / a);
       eps = (sample - x0 * a) / s;
     }
     return eps;
@@ -395,9 +386,7 @@ class DPMSolverMultistepScheduler final : public Scheduler {
   bool learned_variance_ = false;
   Spacing spacing_ = Spacing::kLinspace;
   int steps_offset_ = 0;
-  bool thresholding_ = false;
-  double ratio_ = 0.995;
-  double sample_max_value_ = 1.0;
+  Thresholding thresholding_;
   std::vector<float> train_sigmas_;
 
   std::deque<at::Tensor> history_;

@@ -12,13 +12,6 @@
 namespace studio::sched {
 namespace {
 
-void check_shapes(const at::Tensor& model_output, const at::Tensor& sample,
-                  const std::string& who) {
-  if (!model_output.defined() || !sample.defined() || model_output.sizes() != sample.sizes())
-    throw UsageError(who + "::step: model_output and sample must have the same shape", {},
-                     "pass the model's prediction for this sample");
-}
-
 // Shared by both Euler variants: sigma schedule from the training alphas_cumprod, input scaling,
 // add_noise in sigma space.
 class EulerBase : public Scheduler {

@@ -98,6 +98,22 @@ at::Tensor draw_noise(at::IntArrayRef shape, at::ScalarType dtype, at::Device de
 // 1, max_value); x -> clamp(x, -s, s) / s.
 at::Tensor threshold_sample(const at::Tensor& x0, double ratio, double max_value);
 
+// UsageError unless a step's model output and sample are defined and of one shape.
+void check_shapes(const at::Tensor& model_output, const at::Tensor& sample,
+                  const std::string& who);
+
+// Dynamic thresholding options shared by DDIM, DDPM and DPM-Solver: `thresholding`,
+// `dynamic_thresholding_ratio` and `sample_max_value`, read and validated once.
+struct Thresholding {
+  bool enabled = false;
+  double ratio = 0.995;
+  double max_value = 1.0;
+  static Thresholding read(const ConfigReader& r);
+  at::Tensor apply(const at::Tensor& x0) const {
+    return enabled ? threshold_sample(x0, ratio, max_value) : x0;
+  }
+};
+
 // Position of a model timestep in timesteps as diffusers' index_for_timestep finds it: the second
 // match when there are several, else the first; UsageError when absent.
 std::size_t index_for_timestep(const std::vector<double>& timesteps, double timestep,
