@@ -17,17 +17,6 @@ namespace fs = std::filesystem;
 using test::shell_quote;
 
 namespace {
-std::string run_shell(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
-
 at::Tensor png_u8(const fs::path& p) {
   return image::to_uint8(image::read_image(p).pixels).to(at::kInt);
 }
@@ -52,11 +41,10 @@ TEST_CASE("studio image reproduces the reference PNGs with metadata", "[parity][
       const fs::path png = out / (name + ".png");
       std::string args = "image --device cpu --model " + shell_quote((root / "sd-tiny").string()) +
                          " --prompt " + shell_quote(call["prompt"].get<std::string>()) +
-                         " --seed " + std::to_string(call["seed"].get<uint64_t>()) +
-                         " --steps " + std::to_string(call["num_inference_steps"].get<int>()) +
-                         " --guidance " + call["guidance_scale"].dump() +
-                         " --scheduler-config " + shell_quote(sched.string()) +
-                         " --out " + shell_quote(png.string());
+                         " --seed " + std::to_string(call["seed"].get<uint64_t>()) + " --steps " +
+                         std::to_string(call["num_inference_steps"].get<int>()) + " --guidance " +
+                         call["guidance_scale"].dump() + " --scheduler-config " +
+                         shell_quote(sched.string()) + " --out " + shell_quote(png.string());
       if (call["negative_prompt"].is_string())
         args += " --negative " + shell_quote(call["negative_prompt"].get<std::string>());
       if (call.contains("image"))
@@ -72,15 +60,17 @@ TEST_CASE("studio image reproduces the reference PNGs with metadata", "[parity][
       const at::Tensor theirs = png_u8(ref / j["files"]["image_png"].get<std::string>());
       CHECK((mine - theirs).abs().max().item<int>() <= 1);
 
-      const std::string info = run_shell("oiiotool --info -v " + shell_quote(png.string()));
+      const std::string info =
+          test::run_command("oiiotool --info -v " + shell_quote(png.string())).output;
       CHECK_THAT(info, Catch::Contains("parameters"));
       CHECK_THAT(info, Catch::Contains(call["prompt"].get<std::string>()));
       CHECK_THAT(info, Catch::Contains("Seed: " + std::to_string(call["seed"].get<uint64_t>())));
       // The AI-generated marker is XMP (oiiotool 2.4 does not list PNG XMP; exiv2 does).
-      const std::string xmp = run_shell("exiv2 -px " + shell_quote(png.string()));
+      const std::string xmp = test::run_command("exiv2 -px " + shell_quote(png.string())).output;
       CHECK_THAT(xmp, Catch::Contains("Xmp.iptcExt.DigitalSourceType"));
-      CHECK_THAT(xmp, Catch::Contains(call.contains("image") ? "compositeWithTrainedAlgorithmicMedia"
-                                                             : "/trainedAlgorithmicMedia"));
+      CHECK_THAT(xmp,
+                 Catch::Contains(call.contains("image") ? "compositeWithTrainedAlgorithmicMedia"
+                                                        : "/trainedAlgorithmicMedia"));
       const auto side = test::read_json(fs::path(png.string() + ".json"));
       CHECK(side["seed"] == call["seed"]);
       CHECK(side["timesteps"].get<std::vector<double>>() ==

@@ -1,4 +1,5 @@
-// Where the tests find the shared fixtures and data, and tensor comparison helpers for parity tests.
+// Where the tests find the shared fixtures and data, and tensor comparison helpers for parity
+// tests.
 #pragma once
 
 #include <ATen/Tensor.h>
@@ -23,6 +24,10 @@ std::filesystem::path studio_exe();
 
 // Copies a folder (fixtures are read-only) into a writable copy: folders 0755, files 0644.
 void copy_tree_writable(const std::filesystem::path& from, const std::filesystem::path& to);
+
+// A whole file as bytes ("" if unreadable), and writing one (parent folders created).
+std::string read_file(const std::filesystem::path& path);
+void write_file(const std::filesystem::path& path, const std::string& content);
 
 nlohmann::json read_json(const std::filesystem::path& path);
 

@@ -15,10 +15,9 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
-ProcessResult run_studio(const std::string& args) {
-  const std::string cmd = shell_quote(studio_exe().string()) + " " + args + " 2>&1";
+ProcessResult run_command(const std::string& command_line) {
   ProcessResult r;
-  FILE* p = ::popen(cmd.c_str(), "r");
+  FILE* p = ::popen((command_line + " 2>&1").c_str(), "r");
   if (!p) return r;
   std::array<char, 4096> buf{};
   std::size_t n;
@@ -26,6 +25,10 @@ ProcessResult run_studio(const std::string& args) {
   const int status = ::pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+ProcessResult run_studio(const std::string& args) {
+  return run_command(shell_quote(studio_exe().string()) + " " + args);
 }
 
 }  // namespace studio::test

@@ -10,6 +10,8 @@ struct ProcessResult {
   std::string output;  // stdout and stderr interleaved
 };
 
+// Runs a shell command line through /bin/sh.
+ProcessResult run_command(const std::string& command_line);
 // Runs `studio ARGS` through /bin/sh (args are passed as one shell-quoted string).
 ProcessResult run_studio(const std::string& args);
 // Single-quotes a string for /bin/sh.

@@ -16,11 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void write_text(const fs::path& p, const std::string& s) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p) << s;
-}
-
 struct TinyImpl : torch::nn::Module {
   TinyImpl() {
     proj = register_module("proj", torch::nn::Linear(3, 4));
@@ -89,7 +84,7 @@ TEST_CASE("prefix stripping loads wrapped checkpoints", "[unit][checkpoint]") {
 
 TEST_CASE("sharded transformers folders are resolved through the index", "[unit][checkpoint]") {
   const auto dir = test::temp_dir("ckpt_sharded");
-  write_text(dir / "config.json", R"({"architectures": ["TinyModel"], "model_type": "tiny"})");
+  test::write_file(dir / "config.json", R"({"architectures": ["TinyModel"], "model_type": "tiny"})");
   const auto w = tiny_weights();
   save_safetensors(dir / "model-00001-of-00002.safetensors", {w[0], w[1]});
   save_safetensors(dir / "model-00002-of-00002.safetensors", {w[2], w[3], w[4]});
@@ -97,7 +92,7 @@ TEST_CASE("sharded transformers folders are resolved through the index", "[unit]
   for (std::size_t i = 0; i < w.size(); ++i)
     index["weight_map"][w[i].first] =
         i < 2 ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
-  write_text(dir / "model.safetensors.index.json", index.dump());
+  test::write_file(dir / "model.safetensors.index.json", index.dump());
 
   const CheckpointInfo info = inspect_checkpoint(dir);
   CHECK(info.kind == CheckpointKind::TransformersModel);
@@ -122,7 +117,7 @@ TEST_CASE("sharded transformers folders are resolved through the index", "[unit]
 
 TEST_CASE("diffusers variants, pickles and unknown layouts", "[unit][checkpoint]") {
   const auto dir = test::temp_dir("ckpt_variants");
-  write_text(dir / "config.json", R"({"_class_name": "AutoencoderKL"})");
+  test::write_file(dir / "config.json", R"({"_class_name": "AutoencoderKL"})");
   save_safetensors(dir / "diffusion_pytorch_model.fp16.safetensors", {{"x", at::zeros({1})}});
 
   CHECK(find_weight_files(dir, "fp16").at(0).filename() ==
@@ -133,13 +128,13 @@ TEST_CASE("diffusers variants, pickles and unknown layouts", "[unit][checkpoint]
   CHECK(find_weight_files(dir).size() == 1);
 
   const auto pickles = test::temp_dir("ckpt_pickles");
-  write_text(pickles / "config.json", R"({"_class_name": "UNet2DConditionModel"})");
-  write_text(pickles / "diffusion_pytorch_model.bin", "PK");
+  test::write_file(pickles / "config.json", R"({"_class_name": "UNet2DConditionModel"})");
+  test::write_file(pickles / "diffusion_pytorch_model.bin", "PK");
   CHECK_THAT(error_of<FormatError>([&] { inspect_checkpoint(pickles); }),
              Catch::Contains("pickle") && Catch::Contains("safetensors"));
 
   const auto unknown = test::temp_dir("ckpt_unknown");
-  write_text(unknown / "config.json", R"({"hello": 1})");
+  test::write_file(unknown / "config.json", R"({"hello": 1})");
   CHECK_THAT(error_of<ConfigError>([&] { inspect_checkpoint(unknown); }),
              Catch::Contains("_class_name"));
 
@@ -148,20 +143,20 @@ TEST_CASE("diffusers variants, pickles and unknown layouts", "[unit][checkpoint]
              Catch::Contains("not a checkpoint"));
 
   const auto broken = test::temp_dir("ckpt_broken_json");
-  write_text(broken / "config.json", "{\n  \"_class_name\": \"UNet2DConditionModel\",\n  oops\n}");
+  test::write_file(broken / "config.json", "{\n  \"_class_name\": \"UNet2DConditionModel\",\n  oops\n}");
   CHECK_THAT(error_of<ConfigError>([&] { inspect_checkpoint(broken); }),
              Catch::Contains("line 3"));
 }
 
 TEST_CASE("a pipeline with a missing component folder is refused", "[unit][checkpoint]") {
   const auto dir = test::temp_dir("ckpt_pipeline_missing");
-  write_text(dir / "model_index.json",
+  test::write_file(dir / "model_index.json",
              R"({"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
                  "safety_checker": [null, null], "requires_safety_checker": false})");
   CHECK_THAT(error_of<IoError>([&] { inspect_checkpoint(dir); }),
              Catch::Contains("component 'unet'") && Catch::Contains("missing"));
 
-  write_text(dir / "unet/config.json", R"({"_class_name": "UNet2DConditionModel"})");
+  test::write_file(dir / "unet/config.json", R"({"_class_name": "UNet2DConditionModel"})");
   CHECK_THAT(error_of<IoError>([&] { inspect_checkpoint(dir); }),
              Catch::Contains("no weights found"));
 
@@ -171,7 +166,7 @@ TEST_CASE("a pipeline with a missing component folder is refused", "[unit][check
   CHECK(find_component(info, "unet").class_name == "UNet2DConditionModel");
   CHECK_THROWS_AS(find_component(info, "vae"), ConfigError);
 
-  write_text(dir / "unet/config.json", R"({"_class_name": "AutoencoderKL"})");
+  test::write_file(dir / "unet/config.json", R"({"_class_name": "AutoencoderKL"})");
   CHECK_THAT(error_of<ConfigError>([&] { inspect_checkpoint(dir); }),
              Catch::Contains("declares UNet2DConditionModel"));
 }

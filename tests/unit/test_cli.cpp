@@ -11,14 +11,6 @@
 using namespace studio::test;
 namespace fs = std::filesystem;
 
-namespace {
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-void write_all(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
-}  // namespace
-
 TEST_CASE("studio --help and --version", "[unit][cli]") {
   auto help = run_studio("--help");
   CHECK(help.exit_code == 0);
@@ -34,7 +26,7 @@ TEST_CASE("studio models inspect reports corrupt files clearly", "[unit][cli]") 
   const auto dir = temp_dir("cli_corrupt");
   const fs::path good = dir / "good.safetensors";
   studio::save_safetensors(good, {{"w", at::randn({16, 16})}, {"b", at::randn({16})}});
-  const std::string bytes = read_all(good);
+  const std::string bytes = read_file(good);
 
   auto ok = run_studio("models inspect --json " + shell_quote(good.string()));
   REQUIRE(ok.exit_code == 0);
@@ -42,16 +34,16 @@ TEST_CASE("studio models inspect reports corrupt files clearly", "[unit][cli]") 
   CHECK(j["kind"] == "safetensors file");
   CHECK(j["parameters"] == 16 * 16 + 16);
 
-  write_all(dir / "truncated.safetensors", bytes.substr(0, bytes.size() / 2));
+  write_file(dir / "truncated.safetensors", bytes.substr(0, bytes.size() / 2));
   std::string lying = bytes;
   const auto pos = lying.find("[0,64]");  // "b" occupies bytes [0, 64): claim more
   REQUIRE(pos != std::string::npos);
   lying.replace(pos, 6, "[0,96]");
-  write_all(dir / "lying.safetensors", lying);
+  write_file(dir / "lying.safetensors", lying);
   std::string huge = bytes;
   for (int i = 0; i < 8; ++i) huge[i] = static_cast<char>(0x7f);
-  write_all(dir / "huge_header.safetensors", huge);
-  write_all(dir / "empty.safetensors", "");
+  write_file(dir / "huge_header.safetensors", huge);
+  write_file(dir / "empty.safetensors", "");
 
   for (const char* name : {"truncated", "lying", "huge_header", "empty"}) {
     DYNAMIC_SECTION(name) {

@@ -24,34 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-CommandResult run_command(const std::string& cmd) {
-  CommandResult r;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  std::size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
 std::string q(const fs::path& p) { return test::shell_quote(p.string()); }
-
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_bytes(const fs::path& p, const std::string& s) {
-  std::ofstream out(p, std::ios::binary);
-  out << s;
-}
 
 // A smooth, asymmetric test picture [H, W, C] in [0, 1] (JPEG/WebP-friendly), alpha from 0 to 1.
 at::Tensor gradient(int64_t h, int64_t w, int64_t c) {
@@ -396,7 +369,7 @@ TEST_CASE("EXR files hold linear light, as EXR readers expect", "[unit][image_io
   const auto dir = test::temp_dir("image_io_exr_linear");
   write_image(dir / "grey.exr", at::full({8, 8, 3}, 0.5));
   // sRGB 0.5 is linear 0.2140; oiiotool's statistics read the stored values.
-  const auto r = run_command("oiiotool --stats " + q(dir / "grey.exr"));
+  const auto r = test::run_command("oiiotool --stats " + q(dir / "grey.exr"));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   const auto at = r.output.find("Stats Avg: ");
@@ -427,7 +400,7 @@ TEST_CASE("files from another writer: BMP, TGA, GIF, PNM, 16-bit grey and float 
     INFO(c.name);
     const fs::path file = dir / c.name;
     const auto r =
-        run_command("oiiotool --pattern checker:color1=0.2,0.4,0.6,1:color2=0.8,0.6,0.2,1 16x16 " +
+        test::run_command("oiiotool --pattern checker:color1=0.2,0.4,0.6,1:color2=0.8,0.6,0.2,1 16x16 " +
                     std::to_string(c.channels) + " -d " + c.type + " -o " + q(file));
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
@@ -458,10 +431,10 @@ TEST_CASE("a JPEG with EXIF Orientation 6 is rotated 90 degrees clockwise", "[un
   x.narrow(0, 32, 32).narrow(1, 48, 48).fill_(1.0);              // bottom-right white
   const fs::path file = dir / "o6.jpg";
   write_image(file, x);
-  const auto set = run_command("exiv2 -M'set Exif.Image.Orientation Short 6' " + q(file));
+  const auto set = test::run_command("exiv2 -M'set Exif.Image.Orientation Short 6' " + q(file));
   INFO(set.output);
   REQUIRE(set.exit_code == 0);
-  const auto info = run_command("oiiotool --info -v " + q(file));
+  const auto info = test::run_command("oiiotool --info -v " + q(file));
   CHECK(info.output.find("Orientation: 6") != std::string::npos);
 
   const Image r = read_image(file);
@@ -512,7 +485,7 @@ TEST_CASE("all eight EXIF orientations are displayed as the EXIF specification s
   for (int o = 1; o <= 8; ++o) {
     INFO("orientation " << o);
     const fs::path tagged = dir / ("o" + std::to_string(o) + ".tif");
-    auto r1 = run_command("oiiotool " + q(dir / "base.tif") + " --orientation " +
+    auto r1 = test::run_command("oiiotool " + q(dir / "base.tif") + " --orientation " +
                           std::to_string(o) + " -o " + q(tagged));
     INFO(r1.output);
     REQUIRE(r1.exit_code == 0);
@@ -532,7 +505,7 @@ TEST_CASE("all eight EXIF orientations are displayed as the EXIF specification s
     // (OpenImageIO issue #4661); PIL's ImageOps.exif_transpose follows the specification.
     if (o == 5 || o == 7) continue;
     const fs::path ref = dir / ("ref" + std::to_string(o) + ".tif");
-    auto r2 = run_command("oiiotool " + q(tagged) + " --reorient -o " + q(ref));
+    auto r2 = test::run_command("oiiotool " + q(tagged) + " --reorient -o " + q(ref));
     INFO(r2.output);
     REQUIRE(r2.exit_code == 0);
     const Image b = read_image(ref);
@@ -545,7 +518,7 @@ TEST_CASE("ICC-tagged inputs (Adobe RGB) are converted to sRGB", "[unit][image_i
   const auto dir = test::temp_dir("image_io_icc");
   // The Adobe RGB (1998) profile embedded in data/photos/rocket.jpg, extracted with exiv2.
   fs::copy_file(test::data_root() / "photos" / "rocket.jpg", dir / "rocket.jpg");
-  const auto ex = run_command("exiv2 -eC " + q(dir / "rocket.jpg"));
+  const auto ex = test::run_command("exiv2 -eC " + q(dir / "rocket.jpg"));
   INFO(ex.output);
   REQUIRE(fs::exists(dir / "rocket.icc"));
   // Three flat colours, tagged Adobe RGB.
@@ -557,7 +530,7 @@ TEST_CASE("ICC-tagged inputs (Adobe RGB) are converted to sRGB", "[unit][image_i
   }
   write_image(dir / "adobe.tif", x);
   fs::copy_file(dir / "rocket.icc", dir / "adobe.icc");
-  const auto in = run_command("exiv2 -iC " + q(dir / "adobe.tif"));
+  const auto in = test::run_command("exiv2 -iC " + q(dir / "adobe.tif"));
   INFO(in.output);
   REQUIRE(in.exit_code == 0);
 
@@ -639,7 +612,7 @@ TEST_CASE("every output format carries parameters, the AI source type and Softwa
     // read_image reports the same.
     CHECK(read_image(file).metadata.parameters == text);
 
-    const auto oiio = run_command("oiiotool --info -v " + q(file));
+    const auto oiio = test::run_command("oiiotool --info -v " + q(file));
     INFO(oiio.output);
     CHECK(oiio.exit_code == 0);
     const std::string ext = file.extension().string();
@@ -656,13 +629,13 @@ TEST_CASE("every output format carries parameters, the AI source type and Softwa
     }
     if (ext != ".webp") CHECK(oiio.output.find("Software: \"studio 1.2.3\"") != std::string::npos);
     // Exiv2's reader: XMP packet and EXIF.
-    const auto xmp = run_command("exiv2 -px " + q(file));
+    const auto xmp = test::run_command("exiv2 -px " + q(file));
     INFO(xmp.output);
     CHECK(xmp.output.find("Xmp.iptcExt.DigitalSourceType") != std::string::npos);
     CHECK(xmp.output.find(kDigitalSourceTrainedAlgorithmicMedia) != std::string::npos);
     CHECK(xmp.output.find("Xmp.xmp.CreatorTool") != std::string::npos);
     if (ext != ".png") {
-      const auto exif = run_command("exiv2 -pe " + q(file));
+      const auto exif = test::run_command("exiv2 -pe " + q(file));
       INFO(exif.output);
       CHECK(exif.output.find("Exif.Photo.UserComment") != std::string::npos);
       CHECK(exif.output.find("charset=Unicode a red mug on a table") != std::string::npos);
@@ -682,7 +655,7 @@ TEST_CASE("PNG parameters are tEXt when Latin-1 and iTXt otherwise, as PIL write
   ImageWriteOptions latin;
   latin.parameters = "caf\xC3\xA9 cr\xC3\xA8me\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1";
   write_image(dir / "latin.png", x, latin);
-  const std::string b1 = read_bytes(dir / "latin.png");
+  const std::string b1 = test::read_file(dir / "latin.png");
   CHECK(b1.find(std::string("tEXtparameters\0caf\xE9 cr\xE8me", 24)) != std::string::npos);
   CHECK(b1.find(std::string("iTXtXML:com.adobe.xmp\0", 22)) != std::string::npos);
   CHECK(read_image_metadata(dir / "latin.png").parameters == latin.parameters);
@@ -692,7 +665,7 @@ TEST_CASE("PNG parameters are tEXt when Latin-1 and iTXt otherwise, as PIL write
       "\xE6\x98\x8E\xE4\xBA\xAE\xE7\x9A\x84\xE6\xB9\x96 \xF0\x9F\x8C\x8A, lake\n"
       "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1";
   write_image(dir / "cjk.png", x, cjk);
-  const std::string b2 = read_bytes(dir / "cjk.png");
+  const std::string b2 = test::read_file(dir / "cjk.png");
   CHECK(b2.find(std::string("iTXtparameters\0\0\0\0\0", 19) + cjk.parameters.substr(0, 6)) !=
         std::string::npos);
   CHECK(read_image_metadata(dir / "cjk.png").parameters == cjk.parameters);
@@ -711,12 +684,12 @@ TEST_CASE("JPEG/WebP EXIF is big-endian with a UTF-16BE UserComment, as the webu
   ImageWriteOptions o;
   o.parameters = "Az";
   write_image(dir / "a.jpg", gradient(8, 8, 3), o);
-  const std::string b = read_bytes(dir / "a.jpg");
+  const std::string b = test::read_file(dir / "a.jpg");
   CHECK(b.find(std::string("Exif\0\0MM\0\x2a", 10)) != std::string::npos);
   CHECK(b.find(std::string("UNICODE\0\0A\0z", 12)) != std::string::npos);
   // WebP: an EXIF chunk holding the TIFF header directly (Pillow strips "Exif\0\0").
   write_image(dir / "a.webp", gradient(8, 8, 3), o);
-  const std::string w = read_bytes(dir / "a.webp");
+  const std::string w = test::read_file(dir / "a.webp");
   CHECK(w.find(std::string("EXIF", 4)) != std::string::npos);
   CHECK(w.find(std::string("MM\0\x2a", 4)) == w.find(std::string("EXIF", 4)) + 8);
   CHECK(w.find(std::string("UNICODE\0\0A\0z", 12)) != std::string::npos);
@@ -755,21 +728,21 @@ TEST_CASE("bad input gives clear errors naming the file", "[unit][image_io]") {
   CHECK_THROWS_AS(read_image_metadata(dir / "missing.png"), IoError);
   CHECK_THROWS_AS(read_image(dir), IoError);
 
-  write_bytes(dir / "text.png", "this is not an image, just some text\n");
+  test::write_file(dir / "text.png", "this is not an image, just some text\n");
   const std::string m3 = error_message<FormatError>([&] { read_image(dir / "text.png"); });
   CHECK(m3.find("text.png") != std::string::npos);
   CHECK_THROWS_AS(read_image_metadata(dir / "text.png"), FormatError);
 
   // A PNG cut in half, a WebP cut in half.
   write_image(dir / "full.png", quantized_noise(64, 64, 3, 255, 10));
-  const std::string png = read_bytes(dir / "full.png");
-  write_bytes(dir / "cut.png", png.substr(0, png.size() / 2));
+  const std::string png = test::read_file(dir / "full.png");
+  test::write_file(dir / "cut.png", png.substr(0, png.size() / 2));
   CHECK_THROWS_AS(read_image(dir / "cut.png"), FormatError);
   ImageWriteOptions ll;
   ll.webp_lossless = true;
   write_image(dir / "full.webp", quantized_noise(64, 64, 3, 255, 11), ll);
-  const std::string webp = read_bytes(dir / "full.webp");
-  write_bytes(dir / "cut.webp", webp.substr(0, webp.size() / 2));
+  const std::string webp = test::read_file(dir / "full.webp");
+  test::write_file(dir / "cut.webp", webp.substr(0, webp.size() / 2));
   CHECK_THROWS_AS(read_image(dir / "cut.webp"), FormatError);
 }
 
@@ -780,7 +753,7 @@ TEST_CASE("images over the pixel limit are refused from the header", "[unit][ima
   const std::string bomb = std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr) +
                            png_chunk("IDAT", std::string("\x78\x9c\x03\x00\x00\x00\x00\x01", 8)) +
                            png_chunk("IEND", "");
-  write_bytes(dir / "bomb.png", bomb);
+  test::write_file(dir / "bomb.png", bomb);
   const auto t0 = std::chrono::steady_clock::now();
   const std::string m = error_message<FormatError>([&] { read_image(dir / "bomb.png"); });
   const double seconds =

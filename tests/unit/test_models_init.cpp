@@ -20,11 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 int64_t tensor_count(const torch::nn::Module& m) {
   int64_t n = 0;
   for (const auto& p : m.parameters()) n += p.numel();
@@ -88,7 +83,7 @@ TEST_CASE("studio models init writes a random-weight pipeline that studio runs",
                         "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json"})
     CHECK(fs::is_regular_file(model / f));
   for (const auto& f : weight_files(model)) CHECK(fs::is_regular_file(f));
-  CHECK_THAT(read_all(model / "README.md"), Catch::Contains("noise"));
+  CHECK_THAT(read_file(model / "README.md"), Catch::Contains("noise"));
   // No temporary folder is left beside the output.
   for (const auto& e : fs::directory_iterator(dir)) CHECK(e.path().filename() == "starter");
 
@@ -118,26 +113,26 @@ TEST_CASE("studio models init writes a random-weight pipeline that studio runs",
                           shell_quote(png.string()));
     INFO(img.output);
     REQUIRE(img.exit_code == 0);
-    const std::string bytes = read_all(png);
+    const std::string bytes = read_file(png);
     REQUIRE(bytes.size() > 8);
     CHECK(bytes.substr(1, 3) == "PNG");
     CHECK(fs::is_regular_file(dir / "out.png.json"));
   }
 
   SECTION("a second init without --force is refused and leaves the folder intact") {
-    const std::string before = read_all(model / "unet/diffusion_pytorch_model.safetensors");
+    const std::string before = read_file(model / "unet/diffusion_pytorch_model.safetensors");
     auto again = run_studio("models init --arch " + shell_quote(arch.string()) +
                             " --seed 8 --out " + shell_quote(model.string()));
     CHECK(again.exit_code == 1);
     CHECK_THAT(again.output, Catch::Contains("already exists") && Catch::Contains("--force"));
-    CHECK(read_all(model / "unet/diffusion_pytorch_model.safetensors") == before);
+    CHECK(read_file(model / "unet/diffusion_pytorch_model.safetensors") == before);
     CHECK(fs::is_regular_file(model / "model_index.json"));
 
     auto forced = run_studio("models init --arch " + shell_quote(arch.string()) +
                              " --seed 8 --force --out " + shell_quote(model.string()));
     INFO(forced.output);
     CHECK(forced.exit_code == 0);
-    CHECK(read_all(model / "unet/diffusion_pytorch_model.safetensors") != before);
+    CHECK(read_file(model / "unet/diffusion_pytorch_model.safetensors") != before);
   }
 
   SECTION("the same seed gives byte-identical weights") {
@@ -148,7 +143,7 @@ TEST_CASE("studio models init writes a random-weight pipeline that studio runs",
     const auto a = weight_files(model), b = weight_files(twin);
     for (size_t i = 0; i < a.size(); ++i) {
       INFO(a[i].string());
-      CHECK(read_all(a[i]) == read_all(b[i]));
+      CHECK(read_file(a[i]) == read_file(b[i]));
     }
   }
 }

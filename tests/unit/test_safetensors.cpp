@@ -14,16 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_bytes(const fs::path& p, const std::string& s) {
-  std::ofstream out(p, std::ios::binary);
-  out << s;
-}
-
 // A file image with the given header text and `data_bytes` zero bytes of data.
 std::string image(const std::string& header, std::size_t data_bytes) {
   std::string s(8, '\0');
@@ -83,7 +73,7 @@ TEST_CASE("safetensors writer output is read back bit for bit", "[unit][safetens
 
   // Header is 8-byte aligned. Tensors are packed without padding (the format forbids gaps), so
   // "w.f32" sits after odd-sized bool/u8 data: a misaligned view must be copied, not aliased.
-  const std::string bytes = read_bytes(file);
+  const std::string bytes = test::read_file(file);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(bytes[i]);
   CHECK(n % 8 == 0);
@@ -205,9 +195,9 @@ TEST_CASE("a truncated safetensors file names the file", "[unit][safetensors]") 
   const auto dir = test::temp_dir("safetensors_truncated");
   const fs::path good = dir / "good.safetensors";
   save_safetensors(good, {{"x", at::randn({256})}});
-  const std::string bytes = read_bytes(good);
+  const std::string bytes = test::read_file(good);
   const fs::path bad = dir / "truncated.safetensors";
-  write_bytes(bad, bytes.substr(0, bytes.size() - 100));
+  test::write_file(bad, bytes.substr(0, bytes.size() - 100));
   try {
     SafetensorsFile st(bad);
     FAIL("truncated file was accepted");
@@ -237,7 +227,7 @@ TEST_CASE("every fuzz corpus input parses or fails with a FormatError", "[unit][
   for (const auto& e : fs::directory_iterator(dir)) {
     ++files;
     INFO(e.path());
-    const std::string bytes = read_bytes(e.path());
+    const std::string bytes = test::read_file(e.path());
     try {
       parse(bytes);
     } catch (const FormatError&) {
