@@ -15,6 +15,7 @@ namespace studio::image {
 
 struct SdPipeline::Impl {
   std::filesystem::path path;
+  CheckpointInfo checkpoint;
   c10::Device device{c10::kCPU};
   c10::ScalarType dtype = c10::kFloat;
   std::unique_ptr<ClipTokenizer> tokenizer;
@@ -39,6 +40,7 @@ std::unique_ptr<SdPipeline> SdPipeline::load(const std::filesystem::path& dir,
   std::unique_ptr<SdPipeline> p(new SdPipeline());
   Impl& m = *p->impl_;
   m.path = dir;
+  m.checkpoint = info;
   m.device = select_device(device);
   m.dtype = select_dtype(dtype, m.device);
   m.tokenizer = std::make_unique<ClipTokenizer>(
@@ -60,6 +62,7 @@ std::unique_ptr<SdPipeline> SdPipeline::load(const std::filesystem::path& dir,
 }
 
 const std::filesystem::path& SdPipeline::path() const { return impl_->path; }
+const CheckpointInfo& SdPipeline::checkpoint() const { return impl_->checkpoint; }
 const nlohmann::json& SdPipeline::scheduler_config() const { return impl_->scheduler_config; }
 
 int SdPipeline::vae_scale_factor() const {

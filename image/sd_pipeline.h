@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/checkpoint.h"
 #include "core/scheduler.h"
 
 namespace studio::image {
@@ -81,6 +82,8 @@ class SdPipeline {
   int vae_scale_factor() const;
   int default_size() const;  // pixels
   const std::filesystem::path& path() const;
+  // What was loaded (components, weight files), as inspect_checkpoint found it.
+  const CheckpointInfo& checkpoint() const;
   const nlohmann::json& scheduler_config() const;
   // The VAE, for image encoding/decoding outside the denoising loop (inversion, editing).
   at::Tensor vae_encode_mean(const at::Tensor& image_nchw);  // scaled latents (posterior mean)

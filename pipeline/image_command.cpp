@@ -141,8 +141,7 @@ int run_image(const ImageOptions& o) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  const CheckpointInfo info = inspect_checkpoint(o.model, o.variant);
-  const auto& unet = find_component(info, "unet");
+  const auto& unet = find_component(pipe->checkpoint(), "unet");
   const std::string unet_sha = sha256_file_hex(unet.weight_files.at(0));
   const auto [sampler, schedule_type] = a1111_sampler(*sched);
 
