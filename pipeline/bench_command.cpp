@@ -17,6 +17,7 @@
 #include "core/json_file.h"
 #include "core/random.h"
 #include "core/scheduler.h"
+#include "image/blocks.h"
 #include "image/unet.h"
 #include "image/vae.h"
 #include "pipeline/commands.h"
@@ -92,12 +93,9 @@ int run_bench_image(const BenchOptions& o) {
   image::UNet2DConditionModel unet(unet_cfg, (arch / "unet/config.json").string());
   image::AutoencoderKL vae(vae_cfg, (arch / "vae/config.json").string());
   ClipTextModel te(ClipTextConfig::from_json(te_cfg, (arch / "text_encoder/config.json").string()));
-  auto count = [](const torch::nn::Module& m) {
-    int64_t n = 0;
-    for (const auto& p : m.parameters()) n += p.numel();
-    return n;
-  };
-  const int64_t unet_params = count(*unet), vae_params = count(*vae), te_params = count(*te);
+  const int64_t unet_params = image::parameter_count(*unet);
+  const int64_t vae_params = image::parameter_count(*vae);
+  const int64_t te_params = image::parameter_count(*te);
   for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(unet.get()),
                                static_cast<torch::nn::Module*>(vae.get()),
                                static_cast<torch::nn::Module*>(te.get())}) {
