@@ -1,7 +1,12 @@
 // `studio bench image`: the real Stable Diffusion architectures built from their config files with
 // random weights (same FLOPs as the trained models), timed per component and end to end; the
 // baseline in the same run is classifier-free guidance as two sequential UNet calls, against the
-// one batched call the pipeline makes. Printed as a table and as JSON.
+// one batched call the pipeline makes. Printed as a table and as JSON. This file also makes the
+// `bench` parent command; `bench text` lives in bench_text_command.cpp, and `bench image` is only
+// built with the image stage (STUDIO_HAVE_IMAGE).
+#include "pipeline/commands.h"
+
+#ifdef STUDIO_HAVE_IMAGE
 #include <fmt/format.h>
 #include <sys/resource.h>
 #include <torch/cuda.h>
@@ -20,13 +25,14 @@
 #include "image/blocks.h"
 #include "image/unet.h"
 #include "image/vae.h"
-#include "pipeline/commands.h"
 #include "text/clip_text_model.h"
 
 namespace fs = std::filesystem;
+#endif
 
 namespace studio {
 
+#ifdef STUDIO_HAVE_IMAGE
 namespace {
 
 struct BenchOptions {
@@ -185,12 +191,8 @@ int run_bench_image(const BenchOptions& o) {
   return 0;
 }
 
-}  // namespace
-
-void add_bench_command(CLI::App& app, CommandAction* action) {
-  auto* bench = app.add_subcommand("bench", "Benchmarks at the real model sizes (random weights)");
-  bench->require_subcommand(1);
-  auto* img = bench->add_subcommand(
+void add_bench_image_command(CLI::App& bench, CommandAction* action) {
+  auto* img = bench.add_subcommand(
       "image", "Stable Diffusion text encoder, UNet step, VAE decode and end-to-end timings");
   auto o = std::make_shared<BenchOptions>();
   img->add_option("--arch", o->arch,
@@ -203,6 +205,18 @@ void add_bench_command(CLI::App& app, CommandAction* action) {
   img->add_option("--repeat", o->repeat, "timed repetitions (median reported)");
   img->add_option("--json", o->json_out, "also write the JSON result to this file");
   img->callback([action, o] { *action = [o] { return run_bench_image(*o); }; });
+}
+
+}  // namespace
+#endif  // STUDIO_HAVE_IMAGE
+
+void add_bench_command(CLI::App& app, CommandAction* action) {
+  auto* bench = app.add_subcommand("bench", "Benchmarks at the real model sizes (random weights)");
+  bench->require_subcommand(1);
+#ifdef STUDIO_HAVE_IMAGE
+  add_bench_image_command(*bench, action);
+#endif
+  add_bench_text_command(*bench, action);
 }
 
 }  // namespace studio

@@ -17,12 +17,19 @@ int run_cli(int argc, char** argv) {
   app.set_version_flag("--version", std::string("studio ") + STUDIO_VERSION + " (" +
                                         runtime_summary() + ")");
   app.footer("Exit codes: 0 ok, 1 error (message says what, where, what to do), 2 invalid "
-             "command line, 3 internal error.\nRun 'studio COMMAND --help' for a command's options.");
+             "command line, 3 internal error, 4 finished but the result failed its checks.\nRun 'studio COMMAND --help' for a command's options.");
 
   CommandAction action;
   add_models_command(app, &action);
+#ifdef STUDIO_HAVE_IMAGE
   add_image_command(app, &action);
+#endif
   add_bench_command(app, &action);
+  add_text_command(app, &action);
+  add_run_command(app, &action);
+  add_plan_command(app, &action);
+  add_presets_command(app, &action);
+  add_kpi_command(app, &action);
 
   try {
     app.parse(argc, argv);

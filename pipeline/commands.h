@@ -10,8 +10,20 @@ namespace studio {
 using CommandAction = std::function<int()>;
 
 // Each registers its subcommand on `app` and sets `*action` when that subcommand is chosen.
+// Commands of the image stage exist only in builds with it (STUDIO_WITH_IMAGE, which defines
+// STUDIO_HAVE_IMAGE); the CLI registers only what is built.
 void add_models_command(CLI::App& app, CommandAction* action);
+#ifdef STUDIO_HAVE_IMAGE
 void add_image_command(CLI::App& app, CommandAction* action);
+#endif
+// `studio bench`; its `text` subcommand is added by add_bench_text_command (bench_text_command.cpp).
 void add_bench_command(CLI::App& app, CommandAction* action);
+void add_bench_text_command(CLI::App& bench, CommandAction* action);
+void add_text_command(CLI::App& app, CommandAction* action);  // `text`, `text edit`, `copy`
+void add_run_command(CLI::App& app, CommandAction* action);   // `run` (runner.h)
+// `studio plan JOB` (plan_command.cpp) and `studio presets list|show` (presets_command.cpp).
+void add_plan_command(CLI::App& app, CommandAction* action);
+void add_presets_command(CLI::App& app, CommandAction* action);
+void add_kpi_command(CLI::App& app, CommandAction* action);  // `kpi merge|report` (kpi_command.cpp)
 
 }  // namespace studio

@@ -19,11 +19,15 @@
 #include "core/json_file.h"
 #include "core/scheduler.h"
 #include "core/tensor_io.h"
+#ifdef STUDIO_HAVE_IMAGE
 #include "image/unet.h"
 #include "image/vae.h"
+#endif
 #include "pipeline/commands.h"
 #include "text/clip_text_model.h"
+#include "text/bpe_tokenizer.h"
 #include "text/clip_tokenizer.h"
+#include "text/llada_model.h"
 
 namespace fs = std::filesystem;
 
@@ -164,7 +168,9 @@ void print_text(const nlohmann::json& j, const std::string& indent = "") {
 constexpr const char* kInitArchHint =
     "--arch takes a folder laid out like a diffusers pipeline with config files only "
     "(model_index.json, unet/config.json, vae/config.json, text_encoder/config.json, "
-    "scheduler/scheduler_config.json, tokenizer/), e.g. configs/starter-tiny";
+    "scheduler/scheduler_config.json, tokenizer/), e.g. configs/starter-tiny; or a LLaDA "
+    "transformers folder with config files only (config.json, tokenizer.json), e.g. "
+    "configs/llada-starter-tiny";
 
 struct InitOptions {
   std::string arch;
@@ -251,6 +257,7 @@ InitComponent init_component(const fs::path& arch, const fs::path& tmp, const st
     throw IoError("model_index.json declares component '" + name + "' (" + class_name +
                       ") but folder " + name + "/ is missing",
                   arch.string(), kInitArchHint);
+#ifdef STUDIO_HAVE_IMAGE
   if (class_name == "UNet2DConditionModel")
     return init_model(src, dst, name, class_name, "diffusion_pytorch_model.safetensors", seed,
                       [](const nlohmann::json& j, const std::string& origin) {
@@ -261,6 +268,13 @@ InitComponent init_component(const fs::path& arch, const fs::path& tmp, const st
                       [](const nlohmann::json& j, const std::string& origin) {
                         return image::AutoencoderKL(j, origin).ptr();
                       });
+#else
+  if (class_name == "UNet2DConditionModel" || class_name == "AutoencoderKL")
+    throw ConfigError("this studio was built without the image stage (STUDIO_WITH_IMAGE=OFF) and "
+                      "cannot build component '" + name + "' (" + class_name + ")",
+                      (arch / "model_index.json").string(),
+                      "use a studio built with -DSTUDIO_WITH_IMAGE=ON (the default)");
+#endif
   if (class_name == "CLIPTextModel")
     return init_model(src, dst, name, class_name, "model.safetensors", seed,
                       [](const nlohmann::json& j, const std::string& origin) {
@@ -318,6 +332,51 @@ class RemoveOnExit {
   fs::path path_;
 };
 
+bool is_llada_arch(const fs::path& arch) {
+  if (fs::exists(arch / "model_index.json") || !fs::is_regular_file(arch / "config.json"))
+    return false;
+  const nlohmann::json c = read_json_file(arch / "config.json");
+  if (!c.is_object() || !c.contains("architectures") || !c["architectures"].is_array()) return false;
+  for (const auto& a : c["architectures"])
+    if (a == "LLaDAModelLM") return true;
+  return false;
+}
+
+// A LLaDA transformers folder: random weights (llada_randomize_parameters after seeding), the
+// config and the tokenizer files copied; the result loads with TextModel::load.
+InitComponent init_llada(const fs::path& arch, const fs::path& tmp, uint64_t seed) {
+  const fs::path config_file = arch / "config.json";
+  if (!fs::is_regular_file(arch / "tokenizer.json"))
+    throw IoError("no tokenizer.json in the architecture folder", arch.string(),
+                  "a text model needs its tokenizer: put the checkpoint's tokenizer.json beside "
+                  "config.json (configs/llada-starter-tiny has a generated one)");
+  BpeTokenizer::load(arch / "tokenizer.json");  // refuse a tokenizer the model could not use
+  LLaDAModelLM model(LLaDAConfig::from_json(read_json_file(config_file), config_file.string()));
+  llada_randomize_parameters(model, c10::kCPU, c10::kFloat, seed);
+  InitComponent c{"model", "LLaDAModelLM", "model.safetensors", 0};
+  const auto tensors = named_tensors(*model, &c.parameters);
+  save_safetensors(tmp / c.file, tensors,
+                   {{"format", "pt"},
+                    {"studio_weights", "random (studio models init --seed " +
+                                           std::to_string(seed) + "): produces noise"}});
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json",
+                        "special_tokens_map.json", "generation_config.json"})
+    if (fs::is_regular_file(arch / f)) write_file_atomic(tmp / f, read_text_file(arch / f));
+  return c;
+}
+
+std::string init_llada_readme(const fs::path& arch, uint64_t seed, const InitComponent& c) {
+  return "# Random weights: this model writes noise\n\n"
+         "Written by `studio models init --arch " + arch.string() + " --seed " +
+         std::to_string(seed) + "`.\n\n"
+         "A LLaDA (masked diffusion LM) transformers folder with " +
+         thousands(static_cast<uint64_t>(c.parameters)) +
+         " random parameters (normal(0, 0.02), RMSNorm weights 1),\nnothing trained or "
+         "downloaded: `studio text`, `studio copy` and `studio run` work end to end,\nbut the "
+         "words are noise. For real captions put LLaDA-8B-Instruct under models/ instead\n(see "
+         "models/README.md).\n";
+}
+
 int run_models_init(const InitOptions& o) {
   torch::NoGradGuard no_grad;
   const fs::path arch(o.arch);
@@ -325,7 +384,9 @@ int run_models_init(const InitOptions& o) {
   if (out.filename().empty()) out = out.parent_path();  // "models/x/" → "models/x"
   if (!fs::is_directory(arch))
     throw IoError("architecture folder not found", arch.string(), kInitArchHint);
-  const nlohmann::json index = read_arch_config(arch, "model_index.json");
+  const bool llada = is_llada_arch(arch);
+  const nlohmann::json index =
+      llada ? nlohmann::json::object() : read_arch_config(arch, "model_index.json");
   if (!index.is_object())
     throw ConfigError("not a JSON object", (arch / "model_index.json").string(), kInitArchHint);
   std::error_code ec;
@@ -347,6 +408,11 @@ int run_models_init(const InitOptions& o) {
   RemoveOnExit cleanup(tmp);
 
   std::vector<InitComponent> components;
+  if (llada) {
+    std::cerr << "models init: building LLaDAModelLM\n";
+    components.push_back(init_llada(arch, tmp, o.seed));
+    write_file_atomic(tmp / "README.md", init_llada_readme(arch, o.seed, components[0]));
+  }
   for (auto it = index.begin(); it != index.end(); ++it) {
     const auto& v = it.value();
     if (it.key().empty() || it.key()[0] == '_' || !v.is_array() || v.size() != 2) continue;
@@ -360,8 +426,10 @@ int run_models_init(const InitOptions& o) {
   if (components.empty())
     throw ConfigError("model_index.json names no components", (arch / "model_index.json").string(),
                       kInitArchHint);
-  write_file_atomic(tmp / "model_index.json", read_text_file(arch / "model_index.json"));
-  write_file_atomic(tmp / "README.md", init_readme(arch, o.seed, components));
+  if (!llada) {
+    write_file_atomic(tmp / "model_index.json", read_text_file(arch / "model_index.json"));
+    write_file_atomic(tmp / "README.md", init_readme(arch, o.seed, components));
+  }
   inspect_checkpoint(tmp);  // the result must be a pipeline studio itself recognises
 
   // Into place. With --force an existing --out is moved aside first and removed afterwards, so at
@@ -388,9 +456,11 @@ int run_models_init(const InitOptions& o) {
     std::cout << "\n";
     total += c.parameters;
   }
-  std::cout << "wrote " << out.string() << ": a diffusers pipeline with random weights (seed "
-            << o.seed << ", " << thousands(static_cast<uint64_t>(total))
-            << " parameters); it runs end to end but its pictures are noise\n";
+  std::cout << "wrote " << out.string() << ": "
+            << (llada ? "a LLaDA text model" : "a diffusers pipeline")
+            << " with random weights (seed " << o.seed << ", "
+            << thousands(static_cast<uint64_t>(total)) << " parameters); it runs end to end but "
+            << (llada ? "its words are noise\n" : "its pictures are noise\n");
   return 0;
 }
 

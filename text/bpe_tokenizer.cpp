@@ -619,6 +619,10 @@ const std::string& BpeTokenizer::id_to_token(int64_t id) const {
   return impl_->id_to_token[size_t(id)];
 }
 
+bool BpeTokenizer::has_id(int64_t id) const {
+  return id >= 0 && size_t(id) < impl_->id_used.size() && impl_->id_used[size_t(id)];
+}
+
 bool BpeTokenizer::is_special(int64_t id) const {
   return id >= 0 && size_t(id) < impl_->added_kind.size() && impl_->added_kind[size_t(id)] == 2;
 }

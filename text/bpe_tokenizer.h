@@ -55,7 +55,8 @@ class BpeTokenizer {
 
   int64_t token_to_id(std::string_view token) const;  // vocab or added token; -1 if unknown
   const std::string& id_to_token(int64_t id) const;   // UsageError when not a token id
-  bool is_special(int64_t id) const;                  // an added token marked special
+  bool has_id(int64_t id) const;      // a vocabulary or added token (tables may have holes)
+  bool is_special(int64_t id) const;  // an added token marked special
   size_t vocab_size() const;                          // largest id + 1
   const std::vector<BpeAddedToken>& added_tokens() const;
   const std::filesystem::path& path() const;  // the tokenizer.json that was loaded

@@ -404,6 +404,22 @@ LLaDAOutput LLaDAModelLMImpl::forward_with_cache(const at::Tensor& input_ids,
   return transformer_->forward(input_ids, options);
 }
 
+void llada_randomize_parameters(LLaDAModelLM& model, const c10::Device& device, c10::ScalarType dtype,
+                          uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(seed);  // CPU and every CUDA device's default generator
+  const auto opts = at::TensorOptions().device(device).dtype(dtype);
+  for (auto& p : model->named_parameters(true)) {
+    const std::string& name = p.key();
+    const bool norm = name.find("norm") != std::string::npos || name.find("ln_f") != std::string::npos;
+    at::Tensor t = norm ? at::ones(p.value().sizes(), opts)
+                        : at::empty(p.value().sizes(), opts).normal_(0.0, 0.02);
+    p.value().set_data(t);
+  }
+  model->to(device, dtype);  // anything not a parameter (none today) follows
+  model->eval();
+}
+
 LLaDAModelLM load_llada(const ComponentInfo& component) {
   const std::string origin = (component.dir / "config.json").string();
   LLaDAModelLM model(LLaDAConfig::from_json(component.config, origin));

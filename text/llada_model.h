@@ -188,6 +188,13 @@ class LLaDAModelLMImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LLaDAModelLM);
 
+// Replaces the (uninitialised) parameters with deterministic random values made directly in
+// `dtype` on `device`: normal(0, 0.02) from the default generators seeded with `seed`, RMSNorm
+// weights 1, one tensor at a time, so an 8B model never has an fp32 CPU copy written. For
+// benchmarks and random-weight starter models (`studio models init`).
+void llada_randomize_parameters(LLaDAModelLM& model, const c10::Device& device,
+                                c10::ScalarType dtype, uint64_t seed);
+
 // Builds from the component's config.json and loads its weights strictly (fp32; move/cast with
 // ->to() afterwards). Throws ConfigError for an unsupported config, WeightsError for names or
 // shapes that do not match.

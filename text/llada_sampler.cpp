@@ -20,34 +20,24 @@ const char* const kHint = "see the LLaDASamplerOptions documentation in text/lla
 
 [[noreturn]] void usage(const std::string& what) { throw UsageError(what, "", kHint); }
 
-void validate(const LLaDAConfig& c, const std::vector<std::vector<int64_t>>& prompts,
-              const LLaDASamplerOptions& o) {
-  if (prompts.empty()) usage("no prompt given");
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    if (prompts[i].empty()) usage("prompt " + std::to_string(i) + " is empty");
-    for (int64_t id : prompts[i])
-      if (id < 0 || id >= c.embedding_size)
-        usage("prompt " + std::to_string(i) + " holds token id " + std::to_string(id) +
-              ", outside the embedding table of " + std::to_string(c.embedding_size));
-  }
-  if (o.gen_length <= 0) usage("gen_length must be positive, got " + std::to_string(o.gen_length));
-  if (o.block_length <= 0 || o.gen_length % o.block_length != 0)
-    usage("gen_length (" + std::to_string(o.gen_length) + ") must be a multiple of block_length (" +
-          std::to_string(o.block_length) + ")");
-  const int64_t num_blocks = o.gen_length / o.block_length;
-  if (o.steps <= 0 || o.steps % num_blocks != 0)
-    usage("steps (" + std::to_string(o.steps) + ") must be a positive multiple of the number of " +
-          "blocks (gen_length / block_length = " + std::to_string(num_blocks) + ")");
+// Checks of the token rows (prompts or canvases) and of the options both entry points share.
+void validate_rows_and_options(const LLaDAConfig& c, const std::vector<std::vector<int64_t>>& rows,
+                               const char* what, const LLaDASamplerOptions& o) {
+  if (rows.empty()) usage(std::string("no ") + what + " given");
   size_t longest = 0;
-  for (const auto& p : prompts) longest = std::max(longest, p.size());
-  if (int64_t(longest) + o.gen_length > c.max_sequence_length)
-    usage("prompt (" + std::to_string(longest) + " tokens) + gen_length (" +
-          std::to_string(o.gen_length) + ") exceeds the model's max_sequence_length (" +
-          std::to_string(c.max_sequence_length) + ")");
-  for (const auto& p : prompts)
-    if (p.size() != longest && c.pad_token_id == c.mask_token_id)
-      usage("prompts of different lengths need padding, but pad_token_id equals mask_token_id (" +
-            std::to_string(c.mask_token_id) + ")");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].empty()) usage(std::string(what) + " " + std::to_string(i) + " is empty");
+    for (int64_t id : rows[i])
+      if (id < 0 || id >= c.embedding_size)
+        usage(std::string(what) + " " + std::to_string(i) + " holds token id " +
+              std::to_string(id) + ", outside the embedding table of " +
+              std::to_string(c.embedding_size));
+    longest = std::max(longest, rows[i].size());
+  }
+  for (const auto& r : rows)
+    if (r.size() != longest && c.pad_token_id == c.mask_token_id)
+      usage(std::string(what) + "s of different lengths need padding, but pad_token_id equals " +
+            "mask_token_id (" + std::to_string(c.mask_token_id) + ")");
   if (!(o.temperature >= 0) || !std::isfinite(o.temperature))
     usage("temperature must be >= 0, got " + std::to_string(o.temperature));
   if (!(o.cfg_scale >= 0) || !std::isfinite(o.cfg_scale))
@@ -73,30 +63,49 @@ void validate(const LLaDAConfig& c, const std::vector<std::vector<int64_t>>& pro
   }
 }
 
+void validate(const LLaDAConfig& c, const std::vector<std::vector<int64_t>>& prompts,
+              const LLaDASamplerOptions& o) {
+  validate_rows_and_options(c, prompts, "prompt", o);
+  if (o.gen_length <= 0) usage("gen_length must be positive, got " + std::to_string(o.gen_length));
+  if (o.block_length <= 0 || o.gen_length % o.block_length != 0)
+    usage("gen_length (" + std::to_string(o.gen_length) + ") must be a multiple of block_length (" +
+          std::to_string(o.block_length) + ")");
+  const int64_t num_blocks = o.gen_length / o.block_length;
+  if (o.steps <= 0 || o.steps % num_blocks != 0)
+    usage("steps (" + std::to_string(o.steps) + ") must be a positive multiple of the number of " +
+          "blocks (gen_length / block_length = " + std::to_string(num_blocks) + ")");
+  size_t longest = 0;
+  for (const auto& p : prompts) longest = std::max(longest, p.size());
+  if (int64_t(longest) + o.gen_length > c.max_sequence_length)
+    usage("prompt (" + std::to_string(longest) + " tokens) + gen_length (" +
+          std::to_string(o.gen_length) + ") exceeds the model's max_sequence_length (" +
+          std::to_string(c.max_sequence_length) + ")");
+}
+
 // One sampling run: the canvas, the mask, and the model calls with CFG folded in.
 class Run {
  public:
-  Run(LLaDAModelLM& model, const std::vector<std::vector<int64_t>>& prompts,
+  // rows: full canvases (prompt, then mask ids where text is to be generated), left-padded to the
+  // longest. gen_from: first column of the generated region (for TTFT; 0: anywhere).
+  Run(LLaDAModelLM& model, const std::vector<std::vector<int64_t>>& rows, int64_t gen_from,
       const LLaDASamplerOptions& o)
-      : model_(model), c_(model->config()), o_(o), start_(Clock::now()) {
+      : model_(model), c_(model->config()), o_(o), start_(Clock::now()), gen_from_(gen_from) {
     const auto param = model->parameters().front();
     device_ = param.device();
-    batch_ = int64_t(prompts.size());
-    for (const auto& p : prompts) prompt_len_ = std::max(prompt_len_, int64_t(p.size()));
-    total_ = prompt_len_ + o.gen_length;
-    at::Tensor x = at::full({batch_, total_}, c_.mask_token_id, at::kLong);
+    batch_ = int64_t(rows.size());
+    for (const auto& r : rows) total_ = std::max(total_, int64_t(r.size()));
+    at::Tensor x = at::full({batch_, total_}, c_.pad_token_id, at::kLong);
     at::Tensor mask = at::ones({batch_, total_}, at::kLong);
     bool padded = false;
     for (int64_t b = 0; b < batch_; ++b) {
-      const auto& p = prompts[size_t(b)];
-      const int64_t pad = prompt_len_ - int64_t(p.size());
+      const auto& r = rows[size_t(b)];
+      const int64_t pad = total_ - int64_t(r.size());
       if (pad > 0) {
         padded = true;
-        x[b].narrow(0, 0, pad).fill_(c_.pad_token_id);
         mask[b].narrow(0, 0, pad).zero_();
       }
-      x[b].narrow(0, pad, int64_t(p.size()))
-          .copy_(at::tensor(std::vector<int64_t>(p.begin(), p.end()), at::kLong));
+      x[b].narrow(0, pad, int64_t(r.size()))
+          .copy_(at::tensor(std::vector<int64_t>(r.begin(), r.end()), at::kLong));
     }
     x_ = x.to(device_);
     if (padded) {
@@ -111,7 +120,6 @@ class Run {
   }
 
   int64_t batch() const { return batch_; }
-  int64_t prompt_length() const { return prompt_len_; }
   int64_t total() const { return total_; }
   at::Tensor& x() { return x_; }
   const at::Device& device() const { return device_; }
@@ -218,8 +226,8 @@ class Run {
     }
     slice.copy_(at::where(transfer, x0, slice));
     if (committed > 0 && !first_token_) {
-      // A commit inside the generated region (positions >= prompt_len_).
-      const int64_t gen_from = std::max<int64_t>(0, prompt_len_ - start);
+      // A commit inside the generated region (positions >= gen_from_).
+      const int64_t gen_from = std::max<int64_t>(0, gen_from_ - start);
       if (gen_from < len && transfer.narrow(1, gen_from, len - gen_from).any().item<bool>())
         first_token_ = Clock::now();
     }
@@ -242,7 +250,8 @@ class Run {
   Clock::time_point start_;
   std::optional<Clock::time_point> first_token_;
   at::Device device_ = at::kCPU;
-  int64_t batch_ = 0, prompt_len_ = 0, total_ = 0, nfe_ = 0;
+  int64_t gen_from_ = 0;
+  int64_t batch_ = 0, total_ = 0, nfe_ = 0;
   at::Tensor x_, attention_mask_, prompt_index_;
   at::Generator gen_;
 };
@@ -260,8 +269,9 @@ std::vector<int64_t> llada_transfer_schedule(int64_t masked, int64_t steps) {
 }
 
 int64_t LLaDASamplerResult::generated_tokens() const {
-  return int64_t(generated_ids.size()) *
-         (generated_ids.empty() ? 0 : int64_t(generated_ids.front().size()));
+  int64_t n = 0;
+  for (const auto& g : generated_ids) n += int64_t(g.size());
+  return n;
 }
 
 double LLaDASamplerResult::tpot_seconds() const {
@@ -275,8 +285,15 @@ LLaDASamplerResult llada_generate(LLaDAModelLM& model,
   const LLaDAConfig& c = model->config();
   validate(c, prompts, o);
   torch::NoGradGuard no_grad;
-  Run run(model, prompts, o);
-  const int64_t batch = run.batch(), p = run.prompt_length(), total = run.total();
+  int64_t p = 0;
+  for (const auto& prompt : prompts) p = std::max(p, int64_t(prompt.size()));
+  std::vector<std::vector<int64_t>> rows;
+  for (const auto& prompt : prompts) {
+    rows.push_back(prompt);
+    rows.back().resize(prompt.size() + size_t(o.gen_length), c.mask_token_id);
+  }
+  Run run(model, rows, p, o);
+  const int64_t batch = run.batch(), total = run.total();
   const int64_t num_blocks = o.gen_length / o.block_length;
   const int64_t steps_per_block = o.steps / num_blocks;
   const bool fast = o.sampler == LLaDASampler::kFastDLLM;
@@ -373,6 +390,83 @@ LLaDASamplerResult llada_generate(LLaDAModelLM& model,
     const at::Tensor row = result.output_ids[b].narrow(0, p, o.gen_length).contiguous();
     const int64_t* data = row.data_ptr<int64_t>();
     result.generated_ids.emplace_back(data, data + o.gen_length);
+  }
+  result.total_seconds = seconds(end - run.start_time());
+  result.ttft_seconds =
+      run.first_token() ? seconds(*run.first_token() - run.start_time()) : result.total_seconds;
+  return result;
+}
+
+LLaDASamplerResult llada_infill(LLaDAModelLM& model,
+                                const std::vector<std::vector<int64_t>>& canvases,
+                                const LLaDASamplerOptions& o) {
+  const LLaDAConfig& c = model->config();
+  validate_rows_and_options(c, canvases, "canvas", o);
+  if (o.steps <= 0) usage("steps must be positive, got " + std::to_string(o.steps));
+  if (o.cache != LLaDACacheMode::kNone)
+    usage("KV caches need one contiguous generated block; infilling runs without a cache");
+  size_t longest = 0;
+  for (const auto& r : canvases) longest = std::max(longest, r.size());
+  if (int64_t(longest) > c.max_sequence_length)
+    usage("canvas of " + std::to_string(longest) + " tokens exceeds the model's " +
+          "max_sequence_length (" + std::to_string(c.max_sequence_length) + ")");
+  torch::NoGradGuard no_grad;
+  Run run(model, canvases, 0, o);
+  const int64_t batch = run.batch(), total = run.total();
+  const bool fast = o.sampler == LLaDASampler::kFastDLLM;
+
+  LLaDASamplerResult result;
+  const at::Tensor initially_masked = run.masked(0, total).cpu();
+  const at::Tensor masked_counts = initially_masked.sum(1);
+  int64_t most = 0;
+  for (int64_t b = 0; b < batch; ++b) most = std::max(most, masked_counts[b].item<int64_t>());
+  const int64_t steps = std::min(o.steps, most);
+  std::vector<std::vector<int64_t>> schedule;
+  for (int64_t b = 0; b < batch && steps > 0; ++b)
+    schedule.push_back(llada_transfer_schedule(masked_counts[b].item<int64_t>(), steps));
+  auto k_at = [&](int64_t i) {
+    std::vector<int64_t> k(size_t(batch), 0);
+    for (int64_t b = 0; b < batch; ++b) {
+      if (o.tokens_per_step > 0)
+        k[size_t(b)] = o.tokens_per_step;
+      else if (i < steps)
+        k[size_t(b)] = schedule[size_t(b)][size_t(i)];
+    }
+    return k;
+  };
+  bool cancelled = false;
+  const int64_t max_calls = fast ? most + steps + 1 : steps;
+  for (int64_t i = 0; i < max_calls; ++i) {
+    if (fast && !run.masked(0, total).any().item<bool>()) break;
+    const at::Tensor logits = run.forward(0, total, nullptr, -1, false, nullptr);
+    const int64_t committed = run.commit(logits, 0, total, run.masked(0, total), k_at(i));
+    result.tokens_per_step.push_back(committed);
+    ++result.steps;
+    if (o.on_step) {
+      const at::Tensor canvas = run.x().cpu();
+      LLaDAStepInfo info;
+      info.step = result.steps;
+      info.block = 0;
+      info.num_blocks = 1;
+      info.committed = committed;
+      info.canvas = &canvas;
+      if (!o.on_step(info)) {
+        cancelled = true;
+        break;
+      }
+    }
+  }
+  if (fast && !cancelled && run.masked(0, total).any().item<bool>())
+    throw std::logic_error("LLaDA infill: masks left after the schedule");
+
+  const auto end = Clock::now();
+  result.cancelled = cancelled;
+  result.nfe = run.nfe();
+  result.output_ids = run.x().cpu();
+  for (int64_t b = 0; b < batch; ++b) {
+    const at::Tensor ids = result.output_ids[b].masked_select(initially_masked[b]).contiguous();
+    const int64_t* data = ids.data_ptr<int64_t>();
+    result.generated_ids.emplace_back(data, data + ids.numel());
   }
   result.total_seconds = seconds(end - run.start_time());
   result.ttft_seconds =

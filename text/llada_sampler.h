@@ -78,8 +78,10 @@ struct LLaDASamplerOptions {
 
 struct LLaDASamplerResult {
   at::Tensor output_ids;  // [batch, prompt_length + gen_length] int64, CPU (prompts left-padded)
-  std::vector<std::vector<int64_t>> generated_ids;  // per prompt, gen_length ids
-  int64_t prompt_length = 0;                        // padded prompt length (longest prompt)
+  // Per row: the gen_length generated ids (llada_infill: the ids at the positions that were
+  // masked, in order).
+  std::vector<std::vector<int64_t>> generated_ids;
+  int64_t prompt_length = 0;  // padded prompt length (longest prompt); 0 for llada_infill
   int64_t nfe = 0;                       // forward calls (a CFG pair is one batched call)
   int64_t steps = 0;                     // denoising steps run (one forward call each, so = nfe)
   std::vector<int64_t> tokens_per_step;  // tokens committed by each step, all rows
@@ -88,7 +90,7 @@ struct LLaDASamplerResult {
   double total_seconds = 0;  // start to end
   bool cancelled = false;
 
-  int64_t generated_tokens() const;  // batch * gen_length
+  int64_t generated_tokens() const;  // all rows' generated ids
   // (total - ttft) / (generated_tokens - 1); 0 with fewer than 2 tokens.
   double tpot_seconds() const;
 };
@@ -105,6 +107,17 @@ struct LLaDASamplerResult {
 LLaDASamplerResult llada_generate(LLaDAModelLM& model,
                                   const std::vector<std::vector<int64_t>>& prompts,
                                   const LLaDASamplerOptions& options);
+
+// Fills the mask tokens (config mask_token_id) wherever they are in `canvases` and keeps every
+// other token: the sampler behind Instant Edit and the copywriter's repairs. Rows of different
+// lengths are left-padded (key-padding mask). All masked positions form one block: kLLaDA runs
+// min(steps, most masked in a row) forward calls committing the transfer schedule of each row's
+// masked count; kFastDLLM commits by threshold / tokens_per_step / that schedule until no mask is
+// left. gen_length and block_length are not used; KV caches are refused (UsageError), as are the
+// invalid options and rows llada_generate refuses. output_ids are the left-padded canvases.
+LLaDASamplerResult llada_infill(LLaDAModelLM& model,
+                                const std::vector<std::vector<int64_t>>& canvases,
+                                const LLaDASamplerOptions& options);
 
 // get_num_transfer_tokens: `masked` tokens over `steps` steps, masked / steps each, the first
 // masked % steps steps one more (10 over 4: 3, 3, 2, 2).

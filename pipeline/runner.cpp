@@ -1,0 +1,600 @@
+#include "pipeline/runner.h"
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <tbb/flow_graph.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "core/atomic_file.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "core/hash.h"
+#ifdef STUDIO_HAVE_IMAGE
+#include "image/image_io.h"
+#include "image/image_metadata.h"
+#include "image/sd_pipeline.h"
+#endif
+#include "pipeline/cli.h"
+#include "pipeline/job_spec.h"
+#include "pipeline/journal.h"
+#include "pipeline/kpi.h"
+#include "pipeline/plan.h"
+#include "pipeline/run_progress.h"
+#include "text/copywriter.h"
+#include "text/text_model.h"
+
+namespace fs = std::filesystem;
+
+namespace studio {
+namespace {
+
+std::atomic<int> g_signal{0};
+extern "C" void on_stop_signal(int sig) { g_signal.store(sig); }
+
+// Installs SIGTERM/SIGINT handlers for the run and restores the previous ones after.
+class SignalScope {
+ public:
+  SignalScope() {
+    g_signal.store(0);
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, &old_term_);
+    sigaction(SIGINT, &sa, &old_int_);
+  }
+  ~SignalScope() {
+    sigaction(SIGTERM, &old_term_, nullptr);
+    sigaction(SIGINT, &old_int_, nullptr);
+  }
+
+ private:
+  struct sigaction old_term_ {}, old_int_ {};
+};
+
+int64_t peak_rss_bytes() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return int64_t(ru.ru_maxrss) * 1024;
+}
+
+// One work item travelling through the graph.
+struct Task {
+  const WorkItem* item = nullptr;
+  size_t seq = 0;        // emission order (the sequencer restores it before the journal)
+  int64_t attempt = 1;
+  bool failed = false;
+  std::string failed_stage, error;
+  double t_admitted = 0;   // entered the graph
+  double t_ready = 0;      // previous stage finished (queue wait of the next = start - ready)
+  std::vector<StageEvent> events;
+  // Results.
+  std::string text;              // caption
+  at::Tensor image;              // visual: HWC [0, 1]
+  nlohmann::json sidecar;        // provenance
+  std::string parameters;        // visual: A1111 infotext
+  JournalRecord record;
+};
+
+// Per-shard selection by the work item id: stable whatever the order or the other shards.
+bool in_shard(const std::string& id, int64_t index, int64_t count) {
+  if (count <= 1) return true;
+  const uint64_t h = std::stoull(id.substr(0, 15), nullptr, 16);
+  return int64_t(h % uint64_t(count)) == index;
+}
+
+int64_t env_int(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  try {
+    return std::stoll(v);
+  } catch (...) {
+    throw UsageError(std::string("environment variable ") + name + " is not an integer: '" + v + "'");
+  }
+}
+
+void resolve_shard(RunOptions& o) {
+  if (o.shard_count > 0) {
+    if (o.shard_index < 0 || o.shard_index >= o.shard_count)
+      throw UsageError("shard " + std::to_string(o.shard_index) + " is outside 0.." +
+                           std::to_string(o.shard_count - 1),
+                       "--shard", "use --shard I/N with 0 <= I < N");
+    return;
+  }
+  if (std::getenv("SLURM_ARRAY_TASK_ID") && std::getenv("SLURM_ARRAY_TASK_COUNT")) {
+    o.shard_count = env_int("SLURM_ARRAY_TASK_COUNT", 1);
+    o.shard_index = env_int("SLURM_ARRAY_TASK_ID", 0) - env_int("SLURM_ARRAY_TASK_MIN", 0);
+  } else if (std::getenv("JOB_COMPLETION_INDEX")) {
+    o.shard_index = env_int("JOB_COMPLETION_INDEX", 0);
+    o.shard_count = env_int("STUDIO_SHARDS", 0);
+    if (o.shard_count <= 0)
+      throw UsageError("JOB_COMPLETION_INDEX is set but STUDIO_SHARDS is not", "",
+                       "set STUDIO_SHARDS to the Indexed Job's completions, or pass --shard I/N");
+  } else {
+    o.shard_index = 0;
+    o.shard_count = 1;
+  }
+  if (o.shard_index < 0 || o.shard_index >= o.shard_count)
+    throw UsageError("shard " + std::to_string(o.shard_index) + " from the environment is " +
+                     "outside 0.." + std::to_string(o.shard_count - 1));
+}
+
+// The models, loaded on first use (a job without captions never loads the text model). A load
+// failure is kept and fails every work item of that stage with the same reason.
+class Models {
+ public:
+  Models(const JobSpec& job, const RunOptions& o) : job_(job), o_(o) {}
+
+  TextModel& text() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (text_error_) std::rethrow_exception(text_error_);
+    if (!text_) {
+      try {
+        if (job_.text_model_path.empty())
+          throw ConfigError("the job makes captions but names no text model", job_.file.string(),
+                            "set \"models\": {\"text\": DIR}");
+        text_ = std::make_unique<TextModel>(TextModel::load(job_.text_model_path, o_.device, o_.dtype));
+        text_sha_ = text_->weight_file().empty() ? "" : sha256_file_hex(text_->weight_file());
+      } catch (...) {
+        text_error_ = std::current_exception();
+        throw;
+      }
+    }
+    return *text_;
+  }
+#ifdef STUDIO_HAVE_IMAGE
+  image::SdPipeline& image() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (image_error_) std::rethrow_exception(image_error_);
+    if (!image_) {
+      try {
+        if (job_.image_model_path.empty())
+          throw ConfigError("the job makes visuals but names no image model", job_.file.string(),
+                            "set \"models\": {\"image\": DIR}");
+        image_ = image::SdPipeline::load(job_.image_model_path, o_.device, o_.dtype);
+        const auto& unet = find_component(image_->checkpoint(), "unet");
+        unet_sha_ = sha256_file_hex(unet.weight_files.at(0));
+      } catch (...) {
+        image_error_ = std::current_exception();
+        throw;
+      }
+    }
+    return *image_;
+  }
+#endif
+  const std::string& text_sha() const { return text_sha_; }
+  const std::string& unet_sha() const { return unet_sha_; }
+
+ private:
+  const JobSpec& job_;
+  const RunOptions& o_;
+  std::mutex mutex_;
+  std::unique_ptr<TextModel> text_;
+#ifdef STUDIO_HAVE_IMAGE
+  std::unique_ptr<image::SdPipeline> image_;
+#endif
+  std::exception_ptr text_error_, image_error_;
+  std::string text_sha_, unet_sha_;
+};
+
+StageEvent base_event(const Task& t, const std::string& stage) {
+  StageEvent e;
+  const WorkItem& w = *t.item;
+  e.work_id = w.id;
+  e.item = w.item_id;
+  e.kind = w.kind;
+  e.channel = w.channel;
+  e.variant = w.variant;
+  e.seed = w.seed;
+  e.stage = stage;
+  e.attempt = t.attempt;
+  return e;
+}
+
+// Runs `body` as stage `stage` of `t` unless it failed earlier: timing, the ledger event and
+// the failure (any exception) are recorded here, so one item's failure never stops the others.
+template <typename Body>
+void run_stage(Task& t, const std::string& stage, bool gpu, Body&& body) {
+  if (t.failed) return;
+  StageEvent e = base_event(t, stage);
+  e.t_start = unix_time_now();
+  e.queue_wait_s = std::max(0.0, e.t_start - t.t_ready);
+  try {
+    body(e);
+  } catch (const Error& ex) {
+    e.status = "failed";
+    e.error = std::string(ex.kind()) + ": " + ex.what();
+  } catch (const std::exception& ex) {
+    e.status = "failed";
+    e.error = std::string("internal error: ") + ex.what();
+  }
+  e.t_end = unix_time_now();
+  e.compute_s = e.t_end - e.t_start;
+  if (gpu) e.gpu_s = e.compute_s;
+  e.peak_mem_bytes = peak_rss_bytes();
+  t.t_ready = e.t_end;
+  if (e.status == "failed") {
+    t.failed = true;
+    t.failed_stage = stage;
+    t.error = e.error;
+  }
+  t.events.push_back(std::move(e));
+}
+
+CopyBrief brief_of(const WorkItem& w) {
+  CopyBrief b;
+  b.product = w.name;
+  b.facts = w.facts;
+  b.brand = w.brand;
+  b.tone = w.tone;
+  b.language = w.language.empty() ? "en" : w.language;
+  return b;
+}
+
+[[maybe_unused]] std::string a1111_sampler_name(const std::string& alias) {
+  if (alias == "ddim") return "DDIM";
+  if (alias == "ddpm") return "DDPM";
+  if (alias == "euler") return "Euler";
+  if (alias == "euler_a") return "Euler a";
+  if (alias == "dpmpp_2m" || alias == "dpmpp_2m_karras") return "DPM++ 2M";
+  return alias;
+}
+
+// STUDIO_TEST_KILL="<point>:<n>": SIGKILL at the n-th pass through `point` (crash drills).
+void kill_point(const char* point, int64_t n) {
+  static const char* spec = std::getenv("STUDIO_TEST_KILL");
+  if (!spec) return;
+  const std::string s(spec);
+  const size_t colon = s.find(':');
+  if (colon == std::string::npos || s.compare(0, colon, point) != 0) return;
+  if (std::atoll(s.c_str() + colon + 1) == n) ::raise(SIGKILL);
+}
+
+}  // namespace
+
+int run_job(const RunOptions& options) {
+  RunOptions o = options;
+  resolve_shard(o);
+  if (o.max_in_flight < 1) throw UsageError("--max-in-flight must be at least 1", "--max-in-flight");
+  const PresetLibrary presets = PresetLibrary::find(o.presets_dir);
+  const JobSpec job = load_job(o.job_file, presets);
+  const Plan plan = make_plan(job);
+  const fs::path run_dir = plan.output_dir;
+  const std::string shard = std::to_string(o.shard_index) + "-of-" + std::to_string(o.shard_count);
+  const std::string run_id = std::getenv("STUDIO_RUN_ID")
+                                 ? std::string(std::getenv("STUDIO_RUN_ID"))
+                                 : sha256_hex(job.name + "\n" + fs::absolute(run_dir).string())
+                                       .substr(0, 12);
+
+  const fs::path journal_file = run_dir / "journal" / (shard + ".jsonl");
+  const bool resuming = fs::exists(journal_file);
+  if (resuming && !o.resume)
+    throw UsageError("this output folder already holds a run of the job (" +
+                         journal_file.string() + ")",
+                     run_dir.string(),
+                     "pass --resume to continue it (finished assets are kept), or set another "
+                     "\"output\" in the job");
+  fs::create_directories(run_dir);
+  Journal journal(run_dir, shard);
+  for (const auto& w : journal.warnings()) std::cerr << "studio run: warning: " << w << "\n";
+  LedgerWriter ledger(run_dir, shard, run_id);
+
+  // run.json: what `studio kpi report` needs (written by shard 0, identical from every shard).
+  {
+    nlohmann::json kpi = {{"gpu_price_per_hour", job.kpi.gpu_price_per_hour},
+                          {"cpu_price_per_hour", job.kpi.cpu_price_per_hour},
+                          {"manual_minutes", job.kpi.manual_minutes},
+                          {"review_minutes", job.kpi.review_minutes}};
+    nlohmann::json rj = {{"run_id", run_id},
+                         {"job_name", job.name},
+                         {"job_file", fs::absolute(job.file).string()},
+                         {"kpi", kpi},
+                         {"shards", o.shard_count},
+                         {"studio_version", STUDIO_VERSION}};
+    write_file_atomic(run_dir / "run.json", rj.dump(2) + "\n");
+  }
+
+  // The shard's work and what is already safely on disk.
+  std::vector<Task> tasks;
+  size_t skipped = 0, in_shard_total = 0;
+  for (const WorkItem& w : plan.items) {
+    if (!in_shard(w.id, o.shard_index, o.shard_count)) continue;
+    ++in_shard_total;
+    std::string why;
+    if (journal.done_and_verified(w.id, &why)) {
+      ++skipped;
+      continue;
+    }
+    if (journal.done(w.id))
+      std::cerr << "studio run: redoing " << w.id << " (" << w.output.string() << "): " << why
+                << "\n";
+    Task t;
+    t.item = &w;
+    t.attempt = journal.attempts(w.id) + 1;
+    tasks.push_back(std::move(t));
+  }
+  for (size_t i = 0; i < tasks.size(); ++i) tasks[i].seq = i;
+
+  RunEvent start;
+  start.event = resuming ? "resumed" : "start";
+  start.restart_count = env_int("SLURM_RESTART_COUNT", 0);
+  start.items_total = int64_t(in_shard_total);
+  ledger.write(start);
+
+  RunProgress progress(o.progress, int64_t(tasks.size()), int64_t(skipped));
+  std::cerr << fmt::format("studio run {}: {} work item(s) in shard {}, {} already done, {} to make\n",
+                           job.name, in_shard_total, shard, skipped, tasks.size());
+
+  Models models(job, o);
+  std::mutex device_mutex;  // GPU stages run one at a time per device
+  SignalScope signals;
+  std::atomic<bool> stopping{false};
+  std::atomic<int64_t> recorded{0}, written{0};
+  size_t failures = 0;
+
+  // A watchdog: after a stop signal, in-flight items get grace_seconds, then the process exits
+  // with what the journal holds (every finished item was fsynced when it finished).
+  std::atomic<bool> graph_done{false};
+  std::thread watchdog([&] {
+    while (!graph_done.load()) {
+      if (g_signal.load() != 0 && !stopping.exchange(true)) {
+        std::cerr << "\nstudio run: signal " << g_signal.load()
+                  << ": no new work; finishing the items in flight (up to " << o.grace_seconds
+                  << " s)\n";
+        const auto deadline = std::chrono::steady_clock::now() +
+                              std::chrono::duration<double>(o.grace_seconds);
+        while (!graph_done.load() && std::chrono::steady_clock::now() < deadline)
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (!graph_done.load()) {
+          RunEvent ev;
+          ev.event = "interrupted";
+          ledger.write(ev);
+          ledger.flush();
+          std::cerr << "studio run: grace period over; exiting with the journal as it is\n";
+          std::_Exit(kExitInterrupted);
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+
+  using namespace tbb::flow;
+  graph g;
+  size_t next = 0;
+  input_node<Task*> source(g, [&](tbb::flow_control& fc) -> Task* {
+    if (g_signal.load() != 0 || next >= tasks.size()) {
+      fc.stop();
+      return nullptr;
+    }
+    Task* t = &tasks[next++];
+    t->t_admitted = t->t_ready = unix_time_now();
+    return t;
+  });
+  limiter_node<Task*> limiter(g, size_t(o.max_in_flight));
+
+  // decode: inputs present and readable (parallel, CPU).
+  function_node<Task*, Task*> decode(g, unlimited, [&](Task* t) {
+    run_stage(*t, "decode", false, [&](StageEvent&) {
+      if (!t->item->input_error.empty())
+        throw IoError(t->item->input_error, t->item->item_id, "fix the input and run with --resume");
+    });
+    progress.stage_done("decode", t->failed);
+    return t;
+  });
+
+  // text: captions with the copywriter (serial: one model call at a time per device).
+  function_node<Task*, Task*> text(g, serial, [&](Task* t) {
+    if (t->item->kind != "caption") return t;
+    const bool gpu = select_device(o.device).is_cuda();
+    run_stage(*t, "text", gpu, [&](StageEvent& e) {
+      std::lock_guard<std::mutex> lock(device_mutex);
+      TextModel& m = models.text();
+      const WorkItem& w = *t->item;
+      CopyPreset preset = CopyPreset::from_json(w.preset, w.channel, presets.channel_file(w.channel).string(), "/caption");
+      preset.instruction = w.instruction;
+      CopyOptions co;
+      co.seed = uint64_t(w.seed);
+      const CopyResult r = write_copy(m, brief_of(w), preset, co);
+      int64_t tokens = 0;
+      bool first_pass = false;
+      double ttft = r.ttft_seconds, tpot = 0;
+      if (r.best >= 0) {
+        const CaptionRecord& b = r.drafts[size_t(r.best)];
+        tokens = b.tokens;
+        tpot = b.tpot_seconds;
+      }
+      for (const auto& d : r.drafts) first_pass = first_pass || d.first_pass;
+      e.nfe = r.nfe;
+      e.steps = r.nfe;
+      e.tokens = tokens;
+      e.ttft_s = ttft;
+      e.tpot_s = tpot;
+      e.tokens_per_s = r.seconds > 0 ? double(tokens) / r.seconds : 0;
+      e.rounds = r.rounds;
+      e.first_pass = first_pass;
+      t->sidecar["caption"] = r.to_json();
+      t->sidecar["preset"] = preset.to_json();
+      t->sidecar["model"] = {{"dir", m.dir().string()},
+                             {"weights_sha256", models.text_sha()},
+                             {"device", m.device().str()}};
+      if (!r.passed)
+        throw Error("no draft passed the preset's rules after " + std::to_string(r.rounds) +
+                        " repair round(s): " + r.failure,
+                    w.channel, "loosen the preset's rules or raise repair_rounds");
+      t->text = r.text;
+    });
+    progress.stage_done("text", t->failed);
+    return t;
+  });
+
+  // image: visuals (serial per device).
+  function_node<Task*, Task*> image_node(g, serial, [&](Task* t) {
+    if (t->item->kind != "visual") return t;
+    const bool gpu = select_device(o.device).is_cuda();
+#ifdef STUDIO_HAVE_IMAGE
+    run_stage(*t, "image", gpu, [&](StageEvent& e) {
+      std::lock_guard<std::mutex> lock(device_mutex);
+      image::SdPipeline& pipe = models.image();
+      const WorkItem& w = *t->item;
+      const nlohmann::json& v = w.preset;
+      image::GenerateRequest r;
+      r.prompt = w.prompt;
+      r.negative_prompt = v.value("negative_prompt", std::string());
+      r.seed = uint64_t(w.seed);
+      r.steps = v.value("steps", 25);
+      r.guidance = v.value("guidance", 7.5);
+      r.width = v.value("width", 0);
+      r.height = v.value("height", 0);
+      r.scheduler = v.value("scheduler", std::string());
+      const image::GenerateResult res = pipe.generate(r);
+      t->image = res.images[0];
+      e.nfe = res.unet_calls;
+      e.steps = int64_t(res.timesteps.size());
+      e.images = 1;
+      image::GenerationParams gp;
+      gp.prompt = r.prompt;
+      gp.negative_prompt = r.negative_prompt;
+      gp.steps = r.steps;
+      gp.sampler = a1111_sampler_name(r.scheduler);
+      gp.schedule_type = r.scheduler == "dpmpp_2m_karras" ? "Karras" : "";
+      gp.cfg_scale = r.guidance;
+      gp.seed = r.seed;
+      gp.width = int(t->image.size(1));
+      gp.height = int(t->image.size(0));
+      gp.model_hash = models.unet_sha().substr(0, 10);
+      gp.model_name = job.image_model_path.filename().string();
+      gp.extra.push_back({"Version", std::string("studio ") + STUDIO_VERSION});
+      t->parameters = image::a1111_parameters(gp);
+      t->sidecar["image"] = {{"prompt", r.prompt},
+                             {"negative_prompt", r.negative_prompt},
+                             {"seed", r.seed},
+                             {"steps", r.steps},
+                             {"guidance", r.guidance},
+                             {"width", gp.width},
+                             {"height", gp.height},
+                             {"scheduler", res.scheduler_class},
+                             {"scheduler_alias", r.scheduler},
+                             {"timesteps", res.timesteps},
+                             {"unet_calls", res.unet_calls}};
+      t->sidecar["model"] = {{"dir", job.image_model_path.string()},
+                             {"unet_sha256", models.unet_sha()}};
+    });
+#else
+    run_stage(*t, "image", gpu, [&](StageEvent&) {
+      throw ConfigError("this studio was built without the image stage (STUDIO_WITH_IMAGE=OFF)",
+                        t->item->item_id, "build with the image stage to make visuals");
+    });
+#endif
+    progress.stage_done("image", t->failed);
+    return t;
+  });
+
+  // write: encode and write the asset atomically, then its sidecar (parallel, CPU).
+  function_node<Task*, Task*> write(g, unlimited, [&](Task* t) {
+    run_stage(*t, "write", false, [&](StageEvent&) {
+      const WorkItem& w = *t->item;
+      const fs::path out = run_dir / w.output;
+      fs::create_directories(out.parent_path());
+      if (w.kind == "caption") {
+        write_file_atomic(out, t->text + "\n");
+#ifdef STUDIO_HAVE_IMAGE
+      } else if (w.kind == "visual") {
+        image::ImageWriteOptions wo;
+        wo.parameters = t->parameters;
+        wo.software_version = STUDIO_VERSION;
+        image::write_image(out, t->image, wo);
+#endif
+      } else {
+        throw UsageError("no stage makes '" + w.kind + "' in this version");
+      }
+      t->record.output = w.output.generic_string();
+      hash_output(run_dir, t->record);
+      nlohmann::json side = t->sidecar;
+      side["studio_version"] = STUDIO_VERSION;
+      side["job"] = {{"name", job.name}, {"file", fs::absolute(job.file).string()}, {"run_id", run_id}};
+      side["work_item"] = w.to_json();
+      side["output"] = {{"file", t->record.output}, {"sha256", t->record.sha256}, {"bytes", t->record.bytes}};
+      nlohmann::json timings = nlohmann::json::array();
+      for (const auto& e : t->events)
+        timings.push_back({{"stage", e.stage}, {"seconds", e.compute_s}, {"queue_wait_s", e.queue_wait_s}});
+      side["timings"] = timings;
+      write_file_atomic(fs::path(out.string() + ".json"), side.dump(2) + "\n");
+      kill_point("write", ++written);
+    });
+    t->image = at::Tensor();  // memory stays flat: pixels are on disk now
+    progress.stage_done("write", t->failed);
+    return t;
+  });
+
+  sequencer_node<Task*> order(g, [](Task* t) { return t->seq; });
+
+  // journal + ledger, in plan order (serial).
+  function_node<Task*, continue_msg> sink(g, serial, [&](Task* t) {
+    const WorkItem& w = *t->item;
+    JournalRecord& r = t->record;
+    r.work_id = w.id;
+    r.item = w.item_id;
+    r.kind = w.kind;
+    r.channel = w.channel;
+    r.variant = w.variant;
+    r.seed = w.seed;
+    r.attempt = t->attempt;
+    if (t->failed) {
+      r.status = "failed";
+      r.stage = t->failed_stage;
+      r.error = t->error;
+      r.output.clear();
+      r.sha256.clear();
+      r.bytes = 0;
+      ++failures;
+      progress.message(fmt::format("{} {}/{} {} failed at {}: {}", w.id, w.item_id, w.channel,
+                                   w.kind, t->failed_stage, t->error));
+    } else {
+      r.status = "done";
+      r.stage = "write";
+    }
+    for (auto& e : t->events) ledger.write(e);
+    journal.append(r);
+    progress.item_done(w, !t->failed);
+    t->events.clear();
+    t->sidecar = nlohmann::json();
+    kill_point("journal", ++recorded);
+    return continue_msg();
+  });
+
+  make_edge(source, limiter);
+  make_edge(limiter, decode);
+  make_edge(decode, text);
+  make_edge(text, image_node);
+  make_edge(image_node, write);
+  make_edge(write, order);
+  make_edge(order, sink);
+  make_edge(sink, limiter.decrementer());
+  source.activate();
+  g.wait_for_all();
+  graph_done.store(true);
+  watchdog.join();
+  progress.finish();
+
+  const bool interrupted = g_signal.load() != 0 && recorded.load() < int64_t(tasks.size());
+  RunEvent stop;
+  stop.event = interrupted ? "interrupted" : "stop";
+  stop.items_total = int64_t(in_shard_total);
+  ledger.write(stop);
+  ledger.close();
+  std::cerr << fmt::format("studio run {}: {} made, {} failed, {} already done{}\n", job.name,
+                           recorded.load() - int64_t(failures), failures, skipped,
+                           interrupted ? ", interrupted (resume with --resume)" : "");
+  if (interrupted) return kExitInterrupted;
+  return failures > 0 ? kExitError : kExitOk;
+}
+
+}  // namespace studio
