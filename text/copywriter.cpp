@@ -1,6 +1,8 @@
 #include "text/copywriter.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <cmath>
 
 #include "core/error.h"
@@ -191,7 +193,33 @@ namespace {
 
 // Deterministic fixes (no model): exact brand spellings, missing required terms inserted at the
 // end, extra hashtags and forbidden emoji removed. Returns the fixed text and what was done.
+// Hashtags made from the brief ("#StonewareMug", "#HearthCo"), for a caption short of hashtags
+// that names no required ones: what a copywriter would add.
+std::vector<std::string> brief_hashtags(const CopyBrief& b) {
+  std::vector<std::string> tags;
+  auto add = [&](const std::string& phrase) {
+    std::string tag = "#";
+    bool upper = true;
+    for (unsigned char c : phrase) {
+      if (std::isalnum(c)) {
+        tag += upper ? char(std::toupper(c)) : char(c);
+        upper = false;
+      } else {
+        upper = true;
+      }
+    }
+    if (tag.size() > 1 && std::find(tags.begin(), tags.end(), tag) == tags.end())
+      tags.push_back(tag);
+  };
+  add(b.product);
+  add(b.brand);
+  for (const auto& f : b.facts)
+    if (f.size() <= 24) add(f);
+  return tags;
+}
+
 std::string fix_deterministic(const std::string& text, const std::vector<RuleViolation>& vs,
+                              const std::vector<std::string>& spare_tags, int64_t hashtags_min,
                               std::vector<std::string>* done) {
   struct Change {
     size_t begin, end;
@@ -210,6 +238,20 @@ std::string fix_deterministic(const std::string& text, const std::vector<RuleVio
     } else if (!range && !v.insert.empty()) {
       if (appended.find(v.insert) == std::string::npos) appended += " " + v.insert;
       done->push_back("inserted " + v.rule);
+    } else if (v.rule == "hashtags.min" && v.insert.empty()) {
+      // "caption has N hashtags, at least M are required": add M - N from the brief.
+      long have = 0;
+      const long need = long(hashtags_min);
+      if (std::sscanf(v.message.c_str(), "caption has %ld hashtag", &have) == 1) {
+        for (const auto& tag : spare_tags) {
+          if (have >= need) break;
+          if (text.find(tag) != std::string::npos || appended.find(tag) != std::string::npos)
+            continue;
+          appended += " " + tag;
+          ++have;
+        }
+        done->push_back("inserted hashtags from the brief for hashtags.min");
+      }
     }
   }
   std::sort(changes.begin(), changes.end(),
@@ -349,7 +391,8 @@ CopyResult write_copy(TextModel& model, const CopyBrief& brief, const CopyPreset
       if (r.passed) continue;
       ++r.rounds;
       std::vector<std::string> done;
-      r.text = fix_deterministic(r.text, r.violations, &done);
+      r.text = fix_deterministic(r.text, r.violations, brief_hashtags(brief),
+                                preset.rules.hashtags_min, &done);
       r.violations = check_caption(r.text, preset.rules);
       std::vector<TextSpan> spans = model_spans(model, r.text, preset.rules, r.violations, &done);
       r.repairs.push_back(join(done, ", "));

@@ -1,63 +1,55 @@
 #!/usr/bin/env bash
-# Quickstart: what studio can do on this machine today. It picks a diffusers pipeline under
-# models/ (see README.md, "Models"), summarises it and makes one product photo with the image
-# stage: out/quickstart/mug.png, its sidecar JSON and the metadata inside the PNG.
+# Quickstart: the batch job samples/quickstart/job.json (3 products x 2 channels, a caption and a
+# product photo each) run by `studio run`, then its KPI report.
 #
-# With no model under models/ it first writes a random-weight starter pipeline
-# (`studio models init --arch configs/starter-tiny`), so the image stage runs end to end on any
-# machine without downloading anything: that picture is noise, by construction. Put real Stable
-# Diffusion weights under models/ and the same command makes a real photo.
-#
-# The batch job itself (`studio run samples/quickstart/job.json`: captions, product photos, KPI
-# report) needs the pipeline and text stages, which are not built yet (issues #4, #6); until they
-# land this script says so instead of pretending to run it.
+# The job reads its models from models/starter-tiny-random (a diffusers pipeline) and
+# models/llada-starter-tiny-random (a LLaDA text model). When they are missing this script writes
+# them with random weights (`studio models init`), so the job runs end to end on any machine
+# without downloading anything: those captions and pictures are noise, by construction, and the
+# script says so. For real assets put trained weights under models/ (see models/README.md) and
+# point the job's "models" at them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STUDIO="${STUDIO_BUILD_DIR:-build}/pipeline/studio"
-STARTER=models/starter-tiny-random
-PROMPT="a red ceramic mug on a wooden table, studio lighting"
-OUT=out/quickstart/mug.png
+JOB=samples/quickstart/job.json
+OUT=out/quickstart/job
 
 # A folder written by `studio models init` says so in its README.md.
 is_random() { head -n 1 "$1/README.md" 2>/dev/null | grep -q '^# Random weights'; }
 
 "$STUDIO" --version
 echo
-shopt -s nullglob
-pipelines=()
-for d in models/*/; do
-  [ -f "$d/model_index.json" ] && pipelines+=("${d%/}")
-done
-if [ "${#pipelines[@]}" -eq 0 ]; then
-  echo "quickstart: no diffusers pipeline under models/ yet; writing a random-weight starter model"
-  echo "  (for real pictures put a Stable Diffusion pipeline folder under models/:"
-  echo "  see models/README.md)"
-  "$STUDIO" models init --arch configs/starter-tiny --out "$STARTER"
-  pipelines=("$STARTER")
-  echo
+if [ ! -f models/starter-tiny-random/model_index.json ]; then
+  echo "quickstart: writing a random-weight starter image model (models/starter-tiny-random)"
+  "$STUDIO" models init --arch configs/starter-tiny --out models/starter-tiny-random
 fi
-# The first pipeline with real weights, else the first one (a random-weight starter).
-model="${pipelines[0]}"
-for d in "${pipelines[@]}"; do
-  if ! is_random "$d"; then model="$d"; break; fi
-done
-"$STUDIO" models inspect "$model"
+if [ ! -f models/llada-starter-tiny-random/config.json ]; then
+  echo "quickstart: writing a random-weight starter text model (models/llada-starter-tiny-random)"
+  "$STUDIO" models init --arch configs/llada-starter-tiny --out models/llada-starter-tiny-random
+fi
 echo
-
-mkdir -p "$(dirname "$OUT")"
+"$STUDIO" plan "$JOB"
+echo
+# A finished earlier run is continued (nothing is made twice); a fresh one starts otherwise.
+resume=()
+[ -d "$OUT/journal" ] && resume=(--resume)
 start=$(date +%s)
-"$STUDIO" image --model "$model" --prompt "$PROMPT" --seed 42 --steps 20 --out "$OUT"
+set +e
+"$STUDIO" run "$JOB" "${resume[@]}"
+rc=$?
+set -e
 echo
-echo "quickstart: made $OUT in $(( $(date +%s) - start )) s with $model"
-echo "  image:    $OUT"
-echo "  sidecar:  $OUT.json (model, seed, scheduler, timesteps, timings: all it takes to redo it)"
-echo "  metadata: inside the PNG (prompt and settings as AUTOMATIC1111 writes them, IPTC"
-echo "            AI-generated marker); show it with: oiiotool --info -v $OUT"
-if is_random "$model"; then
+"$STUDIO" kpi report "$OUT"
+echo
+echo "quickstart: studio run finished in $(( $(date +%s) - start )) s (exit code $rc: 0 all made,"
+echo "  1 some items failed, each recorded with its stage and reason)"
+echo "  assets:   $OUT/<item>/<channel>/caption-*.txt and visual-*.png, each with a sidecar .json"
+echo "  journal:  $OUT/journal/ (what is safely made; 'studio run $JOB --resume' continues)"
+echo "  KPIs:     $OUT/ledger/, $OUT/kpi.csv and $OUT/report.html (open it in a browser)"
+if is_random models/starter-tiny-random || is_random models/llada-starter-tiny-random; then
   echo
-  echo "quickstart: random-weight starter model: the pipeline runs end to end, the picture is"
-  echo "  noise; put real Stable Diffusion weights under models/ (see models/README.md)"
+  echo "quickstart: random-weight starter models: the job runs end to end, but the captions and"
+  echo "  pictures are noise (captions that need the model to meet a rule fail; rules a fixed"
+  echo "  edit can meet, such as hashtags and brand spellings, pass). Put trained weights under"
+  echo "  models/ for real assets (see models/README.md)."
 fi
-echo
-echo "quickstart: the batch job (studio run samples/quickstart/job.json) is not available yet:"
-echo "  the text and batch stages are still being built. Only the image above was generated."

@@ -1,0 +1,206 @@
+// `studio run` end to end on tiny models (llada-tiny + the starter tokenizer, sd-tiny): assets,
+// sidecars, journal, ledger and report; resume after SIGKILL at several points gives the same
+// assets as an uninterrupted run; 3 shards give what one run gives; one failing item never stops
+// the others.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <set>
+
+#include "core/json_file.h"
+#include "tests/support/fixtures.h"
+#include "tests/support/process.h"
+#include "tests/support/text_model_dir.h"
+
+using namespace studio;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A job of 2 items x (caption + visual) on one channel, tiny settings, rules every draft meets.
+fs::path write_job(const fs::path& dir, const std::string& output, bool missing_photo = false) {
+  static const fs::path text_model = test::make_text_model_dir("run_models");
+  json items = json::array({{{"id", "MUG-001"}, {"name", "Stoneware mug"}, {"facts", {"350 ml"}}},
+                            {{"id", "BAG-002"}, {"name", "Canvas tote"}, {"facts", {"cotton"}}}});
+  if (missing_photo)
+    items.push_back({{"id", "LAMP-003"}, {"name", "Lamp"}, {"photo", "no-such-photo.png"}});
+  const json rules = {{"min_chars", 0},        {"max_chars", 0},
+                      {"required_words", json::array()}, {"banned_words", json::array()},
+                      {"brand_terms", json::array()},    {"brand_required", false},
+                      {"hashtags", {{"min", 0}, {"max", -1}, {"required", json::array()}}},
+                      {"emoji", "allowed"}};
+  const json job = {
+      {"studio_job", 1},
+      {"name", "runtest"},
+      {"output", output},
+      {"models",
+       {{"text", text_model.string()},
+        {"image", (test::fixtures_root() / "sd-tiny").string()}}},
+      {"tier", "draft"},
+      {"presets",
+       {{"web-banner",
+         {{"caption",
+           {{"gen_length", 16}, {"block_length", 16}, {"steps", 4}, {"drafts", 2},
+            {"repair_rounds", 1}, {"rules", rules}}},
+          {"visual", {{"width", 64}, {"height", 64}, {"steps", 2}, {"scheduler", "ddim"}}}}}}},
+      {"defaults", {{"channels", {"web-banner"}}, {"make", {"caption", "visual"}}, {"seeds", {0}}}},
+      {"items", items},
+      {"kpi", {{"gpu_price_per_hour", 2.0}, {"manual_minutes", {{"caption", 10}, {"visual", 60}}}}}};
+  const fs::path file = dir / "job.json";
+  test::write_file(file, job.dump(2));
+  return file;
+}
+
+// Asset files (not sidecars, journals or ledgers) and their bytes.
+std::map<std::string, std::string> assets(const fs::path& out) {
+  std::map<std::string, std::string> m;
+  for (const auto& e : fs::recursive_directory_iterator(out)) {
+    const std::string ext = e.path().extension().string();
+    if (e.is_regular_file() && (ext == ".txt" || ext == ".png"))
+      m[fs::relative(e.path(), out).string()] = test::read_file(e.path());
+  }
+  return m;
+}
+
+std::vector<json> journal_lines(const fs::path& out) {
+  std::vector<json> v;
+  for (const auto& e : fs::directory_iterator(out / "journal")) {
+    const std::string text = test::read_file(e.path());
+    size_t at = 0;
+    while (at < text.size()) {
+      const size_t nl = text.find('\n', at);
+      if (nl == std::string::npos) break;
+      v.push_back(json::parse(text.substr(at, nl - at)));
+      at = nl + 1;
+    }
+  }
+  return v;
+}
+
+test::ProcessResult studio_run(const fs::path& job, const std::string& extra = "",
+                               const std::string& env = "") {
+  return test::run_command(env + " " + test::shell_quote(test::studio_exe().string()) + " run " +
+                           test::shell_quote(job.string()) + " --progress none " + extra +
+                           " 2>&1");
+}
+
+}  // namespace
+
+TEST_CASE("studio run makes every asset with sidecar, journal, ledger and report", "[run]") {
+  const fs::path dir = test::temp_dir("run_basic");
+  const fs::path job = write_job(dir, "out");
+  const auto r = studio_run(job);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const fs::path out = dir / "out";
+  const auto a = assets(out);
+  CHECK(a.size() == 4);
+  for (const auto& [path, bytes] : a) {
+    CHECK_FALSE(bytes.empty());
+    const json side = read_json_file(out / (path + ".json"));
+    CHECK(side.contains("work_item"));
+    CHECK(side["output"]["bytes"] == bytes.size());
+    CHECK(side["job"]["name"] == "runtest");
+  }
+  const auto lines = journal_lines(out);
+  CHECK(lines.size() == 4);
+  for (const auto& l : lines) CHECK(l["status"] == "done");
+  CHECK(fs::exists(out / "run.json"));
+  CHECK(fs::exists(out / "ledger" / "0-of-1.jsonl"));
+
+  const auto rep = test::run_studio("kpi report " + test::shell_quote(out.string()));
+  INFO(rep.output);
+  CHECK(rep.exit_code == 0);
+  CHECK(fs::exists(out / "report.html"));
+
+  SECTION("running again needs --resume, which makes nothing twice") {
+    const auto again = studio_run(job);
+    CHECK(again.exit_code == 1);
+    CHECK(again.output.find("--resume") != std::string::npos);
+    const auto resumed = studio_run(job, "--resume");
+    INFO(resumed.output);
+    CHECK(resumed.exit_code == 0);
+    CHECK(journal_lines(out).size() == 4);
+    CHECK(assets(out) == a);
+  }
+  SECTION("an altered asset is made again on resume") {
+    const std::string victim = a.begin()->first;
+    test::write_file(out / victim, "tampered");
+    const auto resumed = studio_run(job, "--resume");
+    INFO(resumed.output);
+    CHECK(resumed.exit_code == 0);
+    CHECK(assets(out) == a);
+    CHECK(journal_lines(out).size() == 5);
+  }
+}
+
+TEST_CASE("studio run: SIGKILL at several points, then --resume, equals an uninterrupted run",
+          "[run][slow]") {
+  const fs::path ref_dir = test::temp_dir("run_ref");
+  REQUIRE(studio_run(write_job(ref_dir, "out")).exit_code == 0);
+  const auto reference = assets(ref_dir / "out");
+  REQUIRE(reference.size() == 4);
+  for (const std::string point : {"write:1", "journal:1", "write:3", "journal:3", "journal:4"}) {
+    const fs::path dir = test::temp_dir("run_kill_" + point.substr(0, point.find(':')) +
+                                        point.substr(point.find(':') + 1));
+    const fs::path job = write_job(dir, "out");
+    const auto killed = studio_run(job, "", "STUDIO_TEST_KILL=" + point);
+    INFO(point << ": " << killed.output);
+    CHECK(killed.exit_code != 0);
+    const auto resumed = studio_run(job, "--resume");
+    INFO(resumed.output);
+    CHECK(resumed.exit_code == 0);
+    CHECK(assets(dir / "out") == reference);
+    // Every work item is done exactly once in the journal.
+    std::map<std::string, int> done;
+    for (const auto& l : journal_lines(dir / "out"))
+      if (l["status"] == "done") ++done[l["work_id"].get<std::string>()];
+    CHECK(done.size() == 4);
+    for (const auto& [id, n] : done) CHECK(n == 1);
+  }
+}
+
+TEST_CASE("studio run: 3 shards make what one run makes, and merge to the same KPIs",
+          "[run][slow]") {
+  const fs::path one = test::temp_dir("run_unsharded");
+  REQUIRE(studio_run(write_job(one, "out")).exit_code == 0);
+  const fs::path three = test::temp_dir("run_sharded");
+  const fs::path job = write_job(three, "out");
+  for (int i = 0; i < 3; ++i) {
+    const auto r = studio_run(job, "--shard " + std::to_string(i) + "/3");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+  }
+  CHECK(assets(three / "out") == assets(one / "out"));
+  const auto merged = test::run_studio("kpi merge " + test::shell_quote((three / "out").string()) +
+                                       " --out " + test::shell_quote((three / "merged").string()));
+  INFO(merged.output);
+  REQUIRE(merged.exit_code == 0);
+  const auto a = test::run_studio("kpi report " + test::shell_quote((three / "merged").string()) +
+                                  " --json " + test::shell_quote((three / "m.json").string()));
+  const auto b = test::run_studio("kpi report " + test::shell_quote((one / "out").string()) +
+                                  " --json " + test::shell_quote((one / "s.json").string()));
+  REQUIRE(a.exit_code == 0);
+  REQUIRE(b.exit_code == 0);
+  const json ma = read_json_file(three / "m.json"), sb = read_json_file(one / "s.json");
+  CHECK(ma["assets"] == sb["assets"]);
+  CHECK(ma["assets"] == 4);
+}
+
+TEST_CASE("studio run: an item with a missing input fails alone", "[run]") {
+  const fs::path dir = test::temp_dir("run_missing");
+  const auto r = studio_run(write_job(dir, "out", true));
+  INFO(r.output);
+  CHECK(r.exit_code == 1);
+  CHECK(assets(dir / "out").size() == 4);
+  int failed = 0;
+  for (const auto& l : journal_lines(dir / "out")) {
+    if (l["status"] != "failed") continue;
+    ++failed;
+    CHECK(l["item"] == "LAMP-003");
+    CHECK(l["stage"] == "decode");
+    CHECK(l["error"].get<std::string>().find("no-such-photo.png") != std::string::npos);
+  }
+  CHECK(failed == 2);
+}
