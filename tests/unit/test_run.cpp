@@ -19,10 +19,13 @@ namespace fs = std::filesystem;
 namespace {
 
 // A job of 2 items x (caption + visual) on one channel, tiny settings, rules every draft meets.
-fs::path write_job(const fs::path& dir, const std::string& output, bool missing_photo = false) {
+fs::path write_job(const fs::path& dir, const std::string& output, bool missing_photo = false,
+                   int extra_items = 0) {
   static const fs::path text_model = test::make_text_model_dir("run_models");
   json items = json::array({{{"id", "MUG-001"}, {"name", "Stoneware mug"}, {"facts", {"350 ml"}}},
                             {{"id", "BAG-002"}, {"name", "Canvas tote"}, {"facts", {"cotton"}}}});
+  for (int i = 0; i < extra_items; ++i)
+    items.push_back({{"id", "EXTRA-" + std::to_string(i)}, {"name", "Product " + std::to_string(i)}});
   if (missing_photo)
     items.push_back({{"id", "LAMP-003"}, {"name", "Lamp"}, {"photo", "no-such-photo.png"}});
   const json rules = {{"min_chars", 0},        {"max_chars", 0},
@@ -203,4 +206,30 @@ TEST_CASE("studio run: an item with a missing input fails alone", "[run]") {
     CHECK(l["error"].get<std::string>().find("no-such-photo.png") != std::string::npos);
   }
   CHECK(failed == 2);
+}
+
+TEST_CASE("studio run: SIGTERM stops intake, finishes in-flight items, exits 75, resumes",
+          "[run][slow]") {
+  const fs::path dir = test::temp_dir("run_sigterm");
+  const fs::path job = write_job(dir, "out", false, 6);  // 8 items x 2 kinds = 16 work items
+  const fs::path journal = dir / "out" / "journal" / "0-of-1.jsonl";
+  // Start the run, wait for its first journal line, then SIGTERM it.
+  const std::string script =
+      test::shell_quote(test::studio_exe().string()) + " run " + test::shell_quote(job.string()) +
+      " --progress none --max-in-flight 2 > " + test::shell_quote((dir / "log.txt").string()) +
+      " 2>&1 & pid=$!; while [ ! -s " + test::shell_quote(journal.string()) +
+      " ]; do sleep 0.05; done; kill -TERM $pid; wait $pid; echo rc=$?";
+  const auto r = test::run_command(script);
+  const std::string log = test::read_file(dir / "log.txt");
+  INFO(r.output << log);
+  CHECK(r.output.find("rc=75") != std::string::npos);
+  CHECK(log.find("interrupted") != std::string::npos);
+  const size_t made = journal_lines(dir / "out").size();
+  CHECK(made >= 1);
+  CHECK(made < 16);
+  const auto resumed = studio_run(job, "--resume");
+  INFO(resumed.output);
+  CHECK(resumed.exit_code == 0);
+  CHECK(journal_lines(dir / "out").size() == 16);
+  CHECK(assets(dir / "out").size() == 16);
 }
