@@ -334,6 +334,7 @@ int run_job(const RunOptions& options) {
                            job.name, in_shard_total, shard, skipped, tasks.size());
 
   Models models(job, o);
+  const bool gpu = select_device(o.device).is_cuda();  // GPU seconds are counted for GPU stages
   std::mutex device_mutex;  // GPU stages run one at a time per device
   SignalScope signals;
   std::atomic<bool> stopping{false};
@@ -393,7 +394,6 @@ int run_job(const RunOptions& options) {
   // text: captions with the copywriter (serial: one model call at a time per device).
   function_node<Task*, Task*> text(g, serial, [&](Task* t) {
     if (t->item->kind != "caption") return t;
-    const bool gpu = select_device(o.device).is_cuda();
     run_stage(*t, "text", gpu, [&](StageEvent& e) {
       std::lock_guard<std::mutex> lock(device_mutex);
       TextModel& m = models.text();
@@ -438,7 +438,6 @@ int run_job(const RunOptions& options) {
   // image: visuals (serial per device).
   function_node<Task*, Task*> image_node(g, serial, [&](Task* t) {
     if (t->item->kind != "visual") return t;
-    const bool gpu = select_device(o.device).is_cuda();
 #ifdef STUDIO_HAVE_IMAGE
     run_stage(*t, "image", gpu, [&](StageEvent& e) {
       std::lock_guard<std::mutex> lock(device_mutex);

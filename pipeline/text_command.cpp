@@ -353,10 +353,11 @@ void add_sampling_flags(CLI::App* cmd, SamplingFlags* s, bool generation) {
   cmd->add_option("--seed", s->seed, "seed of the sampling noise");
 }
 
-void add_model_flags(CLI::App* cmd, TextOptions* o) {
+// required_model: false on `text`, whose `edit` subcommand has its own --model.
+void add_model_flags(CLI::App* cmd, TextOptions* o, bool required_model = true) {
   cmd->add_option("--model", o->model,
                   "LLaDA folder: config.json, safetensors weights and tokenizer.json")
-      ->required();
+      ->required(required_model);
   cmd->add_option("--chat", o->chat,
                   "chat template: auto (when tokenizer_config.json has one), on or off");
   cmd->add_option("--device", o->device, "auto, cpu, cuda or cuda:N");
@@ -372,17 +373,9 @@ void add_text_command(CLI::App& app, CommandAction* action) {
   auto o = std::make_shared<TextOptions>();
   auto* text = app.add_subcommand(
       "text", "generate text with a text diffusion LM (LLaDA); 'text edit' rewrites spans");
-  text->add_option("--model", o->model,
-                   "LLaDA folder: config.json, safetensors weights and tokenizer.json");
+  add_model_flags(text, o.get(), false);
   text->add_option("--prompt", o->prompt, "the user text (never parsed for control tokens)");
   text->add_option("--prompt-file", o->prompt_file, "read the prompt from a file");
-  text->add_option("--chat", o->chat,
-                   "chat template: auto (when tokenizer_config.json has one), on or off");
-  text->add_option("--device", o->device, "auto, cpu, cuda or cuda:N");
-  text->add_option("--dtype", o->dtype, "auto (fp32 on CPU, bf16 on CUDA), fp32, bf16 or fp16");
-  text->add_flag("--stream", o->stream, "show the canvas denoising step by step (stderr)");
-  text->add_option("--json", o->json_out, "write the record (text, parameters, metrics) here");
-  text->add_option("--out", o->out, "write the text here (atomically) with a sidecar <out>.json");
   add_sampling_flags(text, &o->s, true);
 
   auto e = std::make_shared<TextOptions>();

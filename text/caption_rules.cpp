@@ -673,6 +673,10 @@ std::vector<RuleViolation> check_caption(std::string_view text, const CaptionRul
   return out;
 }
 
+int64_t count_hashtags(std::string_view text) {
+  return static_cast<int64_t>(find_hashtags(unicode::decode_utf8_lossy(text)).size());
+}
+
 int64_t count_chars(std::string_view text) {
   int64_t n = 0;
   for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;

@@ -71,5 +71,7 @@ std::vector<RuleViolation> check_caption(std::string_view text, const CaptionRul
 
 // Characters (code points) of valid UTF-8 text.
 int64_t count_chars(std::string_view text);
+// Hashtags in `text` as check_caption counts them (invalid UTF-8 is read lossily).
+int64_t count_hashtags(std::string_view text);
 
 }  // namespace studio

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 #include <cmath>
 
 #include "core/error.h"
@@ -239,19 +238,16 @@ std::string fix_deterministic(const std::string& text, const std::vector<RuleVio
       if (appended.find(v.insert) == std::string::npos) appended += " " + v.insert;
       done->push_back("inserted " + v.rule);
     } else if (v.rule == "hashtags.min" && v.insert.empty()) {
-      // "caption has N hashtags, at least M are required": add M - N from the brief.
-      long have = 0;
-      const long need = long(hashtags_min);
-      if (std::sscanf(v.message.c_str(), "caption has %ld hashtag", &have) == 1) {
-        for (const auto& tag : spare_tags) {
-          if (have >= need) break;
-          if (text.find(tag) != std::string::npos || appended.find(tag) != std::string::npos)
-            continue;
-          appended += " " + tag;
-          ++have;
-        }
-        done->push_back("inserted hashtags from the brief for hashtags.min");
+      // Short of hashtags and none required: add the missing number from the brief.
+      int64_t have = count_hashtags(text) + count_hashtags(appended);
+      for (const auto& tag : spare_tags) {
+        if (have >= hashtags_min) break;
+        if (text.find(tag) != std::string::npos || appended.find(tag) != std::string::npos)
+          continue;
+        appended += " " + tag;
+        ++have;
       }
+      done->push_back("inserted hashtags from the brief for hashtags.min");
     }
   }
   std::sort(changes.begin(), changes.end(),
@@ -384,6 +380,7 @@ CopyResult write_copy(TextModel& model, const CopyBrief& brief, const CopyPreset
   for (const auto& r : result.drafts) first_pass += r.first_pass ? 1 : 0;
   event(std::to_string(first_pass) + " of " + std::to_string(n) + " draft(s) pass first time");
 
+  const std::vector<std::string> spare_tags = brief_hashtags(brief);
   for (int64_t round = 1; round <= max_rounds; ++round) {
     std::vector<EditRequest> edits;
     std::vector<size_t> edited;  // draft index of each edit request
@@ -391,7 +388,7 @@ CopyResult write_copy(TextModel& model, const CopyBrief& brief, const CopyPreset
       if (r.passed) continue;
       ++r.rounds;
       std::vector<std::string> done;
-      r.text = fix_deterministic(r.text, r.violations, brief_hashtags(brief),
+      r.text = fix_deterministic(r.text, r.violations, spare_tags,
                                 preset.rules.hashtags_min, &done);
       r.violations = check_caption(r.text, preset.rules);
       std::vector<TextSpan> spans = model_spans(model, r.text, preset.rules, r.violations, &done);
