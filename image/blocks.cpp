@@ -3,13 +3,26 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
+#include "image/attention_control.h"
 #include "kernels/attention.h"
 
 namespace studio::image {
 
 namespace nn = torch::nn;
+
+namespace {
+thread_local AttentionController* t_attention_controller = nullptr;
+}  // namespace
+
+ScopedAttentionController::ScopedAttentionController(AttentionController* controller)
+    : previous_(t_attention_controller) {
+  t_attention_controller = controller;
+}
+ScopedAttentionController::~ScopedAttentionController() { t_attention_controller = previous_; }
+AttentionController* current_attention_controller() { return t_attention_controller; }
 
 Activation parse_activation(const std::string& name, const std::string& key,
                             const std::string& origin) {
@@ -164,10 +177,20 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& context
   c10::optional<at::Tensor> m;
   if (mask.defined()) m = upcast && mask.is_floating_point() ? mask.to(at::kFloat) : mask;
   at::Tensor out;
-  if (upcast)
+  if (AttentionController* control = t_attention_controller) {
+    // Explicit probabilities for the controller (as diffusers' AttnProcessor computes them).
+    const at::Tensor qf = upcast ? q.to(at::kFloat) : q, kf = upcast ? k.to(at::kFloat) : k;
+    at::Tensor scores = at::matmul(qf, kf.transpose(-1, -2)) / std::sqrt(double(o.dim_head));
+    if (m) scores = m->scalar_type() == at::kBool
+                        ? scores.masked_fill(m->logical_not(), -std::numeric_limits<float>::infinity())
+                        : scores + *m;
+    at::Tensor probs = control->on_attention(scores.softmax(-1), context.defined());
+    out = at::matmul(probs.to(v.scalar_type()), v);
+  } else if (upcast) {
     out = kernels::attention(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), m).to(dtype);
-  else
+  } else {
     out = kernels::attention(q, k, v, m);
+  }
   out = out.transpose(1, 2).reshape({b, lq, o.heads * o.dim_head});
   out = to_out_(out);
   if (spatial) out = out.transpose(-1, -2).reshape({b, channels, height, width});

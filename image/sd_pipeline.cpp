@@ -57,6 +57,9 @@ std::unique_ptr<SdPipeline> SdPipeline::load(const std::filesystem::path& dir,
                                  static_cast<torch::nn::Module*>(m.vae.get())}) {
     mod->to(m.device, m.dtype);
     mod->eval();
+    // Frozen: inference never needs weight gradients, and null-text inversion differentiates
+    // through the UNet with respect to its inputs only.
+    for (auto& param : mod->parameters()) param.set_requires_grad(false);
   }
   return p;
 }
@@ -104,6 +107,20 @@ at::Tensor SdPipeline::vae_decode(const at::Tensor& latents) {
                                     impl_->vae->scaling_factor());
   return (x / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}).to(at::kCPU, at::kFloat).contiguous();
 }
+
+at::Tensor SdPipeline::predict_noise(const at::Tensor& latents, double timestep,
+                                     const at::Tensor& context) {
+  if (!latents.defined() || latents.dim() != 4 || !context.defined() || context.dim() != 3 ||
+      latents.size(0) != context.size(0))
+    throw UsageError("predict_noise expects latents [B, C, h, w] and context [B, L, D] of one batch",
+                     "SdPipeline::predict_noise");
+  return impl_->unet->forward(latents.to(impl_->device, impl_->dtype), timestep,
+                              context.to(impl_->device, impl_->dtype));
+}
+
+c10::Device SdPipeline::device() const { return impl_->device; }
+c10::ScalarType SdPipeline::dtype() const { return impl_->dtype; }
+int64_t SdPipeline::latent_channels() const { return impl_->unet->config().in_channels; }
 
 GenerateResult SdPipeline::generate(const GenerateRequest& r) {
   Impl& m = *impl_;

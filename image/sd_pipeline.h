@@ -89,6 +89,15 @@ class SdPipeline {
   at::Tensor vae_encode_mean(const at::Tensor& image_nchw);  // scaled latents (posterior mean)
   at::Tensor vae_decode(const at::Tensor& latents);          // scaled latents -> NHWC [0, 1]
 
+  // One UNet noise prediction eps(latents, timestep, context) for custom loops (inversion, null-text
+  // optimisation, editing): latents [B, C, h, w], context [B, 77, D], both moved to the pipeline's
+  // device and dtype. Gradients flow to the inputs when grad mode is on (the weights are frozen:
+  // requires_grad is false on every parameter); hold torch::NoGradGuard for plain inference.
+  at::Tensor predict_noise(const at::Tensor& latents, double timestep, const at::Tensor& context);
+  c10::Device device() const;
+  c10::ScalarType dtype() const;
+  int64_t latent_channels() const;
+
  private:
   SdPipeline();
   struct Impl;

@@ -217,6 +217,7 @@ void add_bench_command(CLI::App& app, CommandAction* action) {
   add_bench_image_command(*bench, action);
 #endif
   add_bench_text_command(*bench, action);
+  add_bench_run_command(*bench, action);
 }
 
 }  // namespace studio

@@ -23,6 +23,7 @@ int run_cli(int argc, char** argv) {
   add_models_command(app, &action);
 #ifdef STUDIO_HAVE_IMAGE
   add_image_command(app, &action);
+  add_edit_command(app, &action);
 #endif
   add_bench_command(app, &action);
   add_text_command(app, &action);

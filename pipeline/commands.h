@@ -15,10 +15,14 @@ using CommandAction = std::function<int()>;
 void add_models_command(CLI::App& app, CommandAction* action);
 #ifdef STUDIO_HAVE_IMAGE
 void add_image_command(CLI::App& app, CommandAction* action);
+// `studio edit` (edit_command.cpp): a product photo edited by inversion, product kept.
+void add_edit_command(CLI::App& app, CommandAction* action);
 #endif
 // `studio bench`; its `text` subcommand is added by add_bench_text_command (bench_text_command.cpp).
 void add_bench_command(CLI::App& app, CommandAction* action);
 void add_bench_text_command(CLI::App& bench, CommandAction* action);
+// `studio bench run` (bench_run_command.cpp): peak memory of `studio run` as the job grows.
+void add_bench_run_command(CLI::App& bench, CommandAction* action);
 void add_text_command(CLI::App& app, CommandAction* action);  // `text`, `text edit`, `copy`
 void add_run_command(CLI::App& app, CommandAction* action);   // `run` (runner.h)
 // `studio plan JOB` (plan_command.cpp) and `studio presets list|show` (presets_command.cpp).

@@ -14,7 +14,7 @@ using nlohmann::json;
 namespace studio {
 
 const std::vector<std::string> kAssetKinds = {"caption", "visual", "edit", "video", "mesh"};
-const std::vector<std::string> kAvailableKinds = {"caption", "visual"};
+const std::vector<std::string> kAvailableKinds = {"caption", "visual", "edit"};
 
 namespace {
 
@@ -28,9 +28,10 @@ const std::vector<std::string> kDefaultsKeys = {"channels", "make", "seeds",
 const std::vector<std::string> kVariantKeys = {"name", "caption_instruction", "prompt_suffix"};
 const std::vector<std::string> kItemKeys = {"id",       "name",     "facts", "tone",
                                             "language", "brand",    "channels", "make",
-                                            "photo",    "prompt",   "seeds"};
+                                            "photo",    "prompt",   "seeds", "source_prompt", "mask"};
 const std::vector<std::string> kKpiKeys = {"gpu_price_per_hour", "cpu_price_per_hour",
-                                           "manual_minutes", "review_minutes"};
+                                           "manual_price_per_hour", "manual_minutes",
+                                           "review_minutes"};
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -353,6 +354,11 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
         item.photo_path = resolve_path(job.dir, *photo);
       }
       item.prompt = check::string(it, here, "prompt", false, p, true).value_or("");
+      item.source_prompt = check::string(it, here, "source_prompt", false, p).value_or("");
+      if (auto mask = check::string(it, here, "mask", false, p, true)) {
+        item.mask = *mask;
+        item.mask_path = resolve_path(job.dir, *mask);
+      }
 
       // Channels: the item's, else the defaults'.
       bool channels_ok = true;
@@ -444,6 +450,8 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
     check::keys(k, "/kpi", kKpiKeys, p);
     job.kpi.gpu_price_per_hour = check::number(k, "/kpi", "gpu_price_per_hour", false, p, 0.0).value_or(0.0);
     job.kpi.cpu_price_per_hour = check::number(k, "/kpi", "cpu_price_per_hour", false, p, 0.0).value_or(0.0);
+    job.kpi.manual_price_per_hour =
+        check::number(k, "/kpi", "manual_price_per_hour", false, p, 0.0).value_or(0.0);
     job.kpi.manual_minutes = minutes(k, "/kpi", "manual_minutes", p);
     job.kpi.review_minutes = minutes(k, "/kpi", "review_minutes", p);
   }

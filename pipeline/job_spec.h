@@ -38,12 +38,16 @@ struct JobItem {
   std::string photo;                  // as written (relative to the job folder); "" for none
   std::filesystem::path photo_path;   // resolved; empty for none (may not exist: see plan)
   std::string prompt;                 // as written; "" = built from name and facts
+  std::string source_prompt;          // edit: what the photo shows; "" = "<name>, product photo"
+  std::string mask;                   // edit: a product mask image for the photo, as written
+  std::filesystem::path mask_path;    // resolved; empty for none (overrides the preset's mask)
   std::string json_path;              // "/items/3"
 };
 
 struct JobKpi {
   double gpu_price_per_hour = 0;
   double cpu_price_per_hour = 0;
+  double manual_price_per_hour = 0;  // what an hour of the manual baseline costs (0: not priced)
   std::map<std::string, double> manual_minutes;  // per asset kind, as given
   std::map<std::string, double> review_minutes;
 };

@@ -18,18 +18,18 @@ struct InputCheck {
   std::string error;
 };
 
-InputCheck check_photo(const fs::path& path) {
+InputCheck check_input_file(const fs::path& path, const char* what) {
   InputCheck c;
   std::error_code ec;
   if (!fs::exists(path, ec)) {
-    c.error = "photo not found: " + path.string();
+    c.error = std::string(what) + " not found: " + path.string();
   } else if (!fs::is_regular_file(path, ec)) {
-    c.error = "photo is not a file: " + path.string();
+    c.error = std::string(what) + " is not a file: " + path.string();
   } else {
     try {
       c.sha256 = sha256_file_hex(path);
     } catch (const Error& e) {
-      c.error = std::string("photo unreadable: ") + e.what();
+      c.error = std::string(what) + " unreadable: " + e.what();
     }
   }
   return c;
@@ -72,6 +72,7 @@ json WorkItem::to_json() const {
          {"preset", preset}};
   if (kind == "caption") j["instruction"] = instruction;
   else j["prompt"] = prompt;
+  if (kind == "edit") j["source_prompt"] = source_prompt;
   j["inputs"] = inputs;
   return j;
 }
@@ -109,11 +110,15 @@ Plan make_plan(const JobSpec& job) {
 
   for (const auto& item : job.items) {
     InputCheck photo;
-    if (!item.photo.empty()) photo = check_photo(item.photo_path);
+    if (!item.photo.empty()) photo = check_input_file(item.photo_path, "photo");
+    InputCheck mask;
+    if (!item.mask.empty()) mask = check_input_file(item.mask_path, "product mask");
     json item_json{{"id", item.id},     {"name", item.name},         {"facts", item.facts},
                    {"tone", item.tone}, {"language", item.language}, {"brand", item.brand}};
     if (!item.photo.empty())
       item_json["photo_sha256"] = photo.sha256.empty() ? json(nullptr) : json(photo.sha256);
+    if (!item.mask.empty())
+      item_json["mask_sha256"] = mask.sha256.empty() ? json(nullptr) : json(mask.sha256);
 
     for (const auto& channel : item.channels) {
       const json& preset = job.presets.at(channel);
@@ -127,12 +132,15 @@ Plan make_plan(const JobSpec& job) {
         for (const auto& k : item.make) wanted = wanted || k == kind;
         if (!wanted) continue;
         const bool caption = kind == "caption";
+        const bool edit = kind == "edit";
         json section = preset.at(caption ? "caption" : "visual");
         section.erase("seeds");  // the work item's own seed is hashed instead
+        if (!edit) section.erase("edit");  // a visual does not depend on the edit settings
 
         for (const auto& variant : job.variants) {
+          // Captions and edits (deterministic DDIM from the inverted photo) are made once.
           const std::vector<int64_t> kind_seeds =
-              caption ? std::vector<int64_t>{seeds.front()} : seeds;
+              caption || edit ? std::vector<int64_t>{seeds.front()} : seeds;
           for (const int64_t seed : kind_seeds) {
             WorkItem w;
             w.order = plan.items.size();
@@ -160,6 +168,9 @@ Plan make_plan(const JobSpec& job) {
               const std::string base = item.prompt.empty() ? default_prompt(item) : item.prompt;
               w.prompt = variant.prompt_suffix.empty() ? base : base + ", " + variant.prompt_suffix;
               variant_json["prompt_suffix"] = variant.prompt_suffix;
+              if (edit)
+                w.source_prompt = item.source_prompt.empty() ? item.name + ", product photo"
+                                                             : item.source_prompt;
             }
             w.inputs = json{{"kind", kind},
                             {"item", item_json},
@@ -170,11 +181,14 @@ Plan make_plan(const JobSpec& job) {
                             {"model", fs::path(model).lexically_normal().generic_string()}};
             if (caption) w.inputs["instruction"] = w.instruction;
             else w.inputs["prompt"] = w.prompt;
+            if (edit) w.inputs["source_prompt"] = w.source_prompt;
             w.id = work_item_id(w.inputs);
             w.output = fs::path(item.id) / channel /
                        (kind + "-" + variant.name + "-s" + std::to_string(seed) +
                         (caption ? ".txt" : ".png"));
+            if (edit) w.mask = item.mask_path;
             if (!photo.error.empty()) w.input_error = photo.error;
+            else if (edit && !mask.error.empty()) w.input_error = mask.error;
             else w.input_error = caption ? text_model_error : image_model_error;
             plan.items.push_back(std::move(w));
           }

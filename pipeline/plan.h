@@ -20,7 +20,7 @@ struct WorkItem {
   std::string id;         // first 16 hex digits of SHA-256 over inputs.dump() (sorted keys)
   std::size_t order = 0;  // position in the plan
   std::string item_id;
-  std::string kind;  // "caption" or "visual"
+  std::string kind;  // "caption", "visual" or "edit"
   std::string channel;
   std::string variant;
   int64_t seed = 0;  // captions: the item's first seed
@@ -32,10 +32,13 @@ struct WorkItem {
   std::string instruction;  // caption: the channel's instruction + the variant's
   std::string prompt;       // visual: the item's prompt (or one built from name and facts) +
                             // the variant's suffix
-  nlohmann::json preset;    // the resolved preset section ("caption" / "visual"; no "seeds")
+  std::string source_prompt;  // edit: what the photo shows (the inversion's prompt)
+  nlohmann::json preset;    // the resolved preset section ("caption" / "visual"; no "seeds";
+                            // "visual" keeps its "edit" settings only for edits)
   std::filesystem::path model_dir;  // absolute
   std::filesystem::path photo;      // absolute; empty when the item has none
   std::string photo_sha256;         // "" when none or unreadable
+  std::filesystem::path mask;       // edit: the item's product mask file (absolute), or empty
   // Everything the id hashes: kind, item (id, name, facts, tone, language, brand), channel,
   // preset section, variant, instruction / prompt, seed, model folder as written in the job,
   // photo's SHA-256.

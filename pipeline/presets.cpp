@@ -23,7 +23,16 @@ const std::vector<std::string> kCaptionKeys = {
     "instruction", "gen_length", "block_length", "steps",   "drafts", "repair_rounds",
     "temperature", "sampler",    "threshold",    "rules"};
 const std::vector<std::string> kVisualKeys = {"width",    "height",          "steps", "scheduler",
-                                              "guidance", "negative_prompt", "seeds"};
+                                              "guidance", "negative_prompt", "seeds", "edit"};
+// The `edit` stage's settings inside `visual` (image/photo_edit.h says what each does). The
+// inversion names are image::inversion_method_names() (a test checks they agree).
+const std::vector<std::string> kEditKeys = {"inversion", "strength", "mask",          "grow",
+                                            "feather",   "fit",      "outpaint",      "p2p",
+                                            "cross_replace", "self_replace"};
+const std::vector<std::string> kInversionNames = {"ddim", "negative-prompt", "null-text", "direct"};
+const std::vector<std::string> kMaskModes = {"auto", "alpha", "grabcut", "none"};
+const std::vector<std::string> kFitModes = {"auto", "crop", "pad"};
+const std::vector<std::string> kP2pModes = {"", "auto", "replace", "refine"};
 const std::vector<std::string> kSamplers = {"llada", "fast-dllm"};
 
 
@@ -149,6 +158,37 @@ void check_visual(const json& v, const std::string& path, bool partial, Problems
   auto guidance = check::number(v, path, "guidance", false, p, 0.0, 50.0);
   auto negative = check::string(v, path, "negative_prompt", false, p);
   auto seeds = check::integers(v, path, "seeds", false, p, 0, kMaxJsonSeed);
+  json edit = json::object();
+  if (v.contains("edit") && !v["edit"].is_null()) {
+    const std::string ep = json_path(path, "edit");
+    const json& e = v["edit"];
+    if (check::object(e, ep, p)) {
+      check::keys(e, ep, kEditKeys, p);
+      auto one_of = [&](const char* key, const std::vector<std::string>& allowed,
+                        const std::string& fallback) {
+        auto x = check::string(e, ep, key, false, p);
+        if (x && std::find(allowed.begin(), allowed.end(), *x) == allowed.end()) {
+          p.add(json_path(ep, key), "found \"" + *x + "\", expected one of: " + join_names(allowed));
+          x.reset();
+        }
+        return x.value_or(fallback);
+      };
+      edit["inversion"] = one_of("inversion", kInversionNames, "negative-prompt");
+      edit["mask"] = one_of("mask", kMaskModes, "auto");
+      edit["fit"] = one_of("fit", kFitModes, "auto");
+      edit["p2p"] = one_of("p2p", kP2pModes, "");
+      edit["strength"] = check::number(e, ep, "strength", false, p, 0.0, 1.0, true).value_or(1.0);
+      edit["grow"] = check::integer(e, ep, "grow", false, p, -256, 256).value_or(0);
+      edit["feather"] = check::integer(e, ep, "feather", false, p, 0, 512).value_or(8);
+      edit["outpaint"] = check::boolean(e, ep, "outpaint", false, p).value_or(true);
+      edit["cross_replace"] = check::number(e, ep, "cross_replace", false, p, 0.0, 1.0).value_or(0.8);
+      edit["self_replace"] = check::number(e, ep, "self_replace", false, p, 0.0, 1.0).value_or(0.4);
+    }
+  } else {
+    edit = {{"inversion", "negative-prompt"}, {"mask", "auto"}, {"fit", "auto"}, {"p2p", ""},
+            {"strength", 1.0}, {"grow", 0}, {"feather", 8}, {"outpaint", true},
+            {"cross_replace", 0.8}, {"self_replace", 0.4}};
+  }
   if (partial || p.size() != before) return;
   *out = json{{"width", *width},
               {"height", *height},
@@ -156,7 +196,8 @@ void check_visual(const json& v, const std::string& path, bool partial, Problems
               {"scheduler", scheduler.value_or("dpmpp_2m_karras")},
               {"guidance", guidance.value_or(7.0)},
               {"negative_prompt", negative.value_or("")},
-              {"seeds", seeds.value_or(std::vector<int64_t>{0})}};
+              {"seeds", seeds.value_or(std::vector<int64_t>{0})},
+              {"edit", edit}};
 }
 
 std::vector<std::string> stems(const fs::path& dir) {

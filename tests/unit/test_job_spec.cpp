@@ -38,7 +38,8 @@ json base_job() {
       {"id": "BOTTLE-002", "name": "Water bottle", "facts": ["750 ml"], "tone": "sporty",
        "channels": ["instagram-story"]}
     ],
-    "kpi": {"gpu_price_per_hour": 2.5, "manual_minutes": {"caption": 15, "visual": 90}}
+    "kpi": {"gpu_price_per_hour": 2.5, "manual_price_per_hour": 45,
+            "manual_minutes": {"caption": 15, "visual": 90}}
   })");
 }
 
@@ -103,6 +104,7 @@ TEST_CASE("a valid job loads with defaults and resolved presets", "[unit][job]")
   CHECK(job.presets.at("instagram-square")["visual"]["steps"] == 12);  // the draft tier
   CHECK(job.presets.at("instagram-square")["caption"]["sampler"] == "fast-dllm");
   CHECK(job.kpi.gpu_price_per_hour == 2.5);
+  CHECK(job.kpi.manual_price_per_hour == 45);
   CHECK(job.kpi.manual_minutes.at("visual") == 90);
 }
 
@@ -164,12 +166,26 @@ TEST_CASE("job validation names the JSON path of each kind of problem", "[unit][
   SECTION("bad make kinds") {
     json j = base_job();
     j["items"][0]["make"] = {"caption", "video", "poster"};
-    j["items"][1]["make"] = {"edit"};
+    j["items"][1]["make"] = {"edit"};  // an edit without a photo
     const auto ps = problems_of(j);
     INFO(lines(ps));
     CHECK(has_problem(ps, "/items/0/make/1", "\"video\" stage is not available in this version"));
     CHECK(has_problem(ps, "/items/0/make/2", "unknown kind \"poster\""));
-    CHECK(has_problem(ps, "/items/1/make/0", "\"edit\" stage is not available in this version"));
+    CHECK(has_problem(ps, "/items/1/make/0", "\"edit\" needs a \"photo\" (at /items/1/photo)"));
+  }
+  SECTION("bad edit settings") {
+    json j = base_job();
+    j["presets"]["instagram-square"] = {
+        {"visual", {{"edit", {{"inversion", "magic"}, {"strength", 0}, {"fit", "stretch"},
+                              {"feather", -1}, {"colour", "red"}}}}}};
+    const auto ps = problems_of(j);
+    INFO(lines(ps));
+    CHECK(has_problem(ps, "/presets/instagram-square/visual/edit/inversion",
+                      "found \"magic\", expected one of: ddim, negative-prompt, null-text, direct"));
+    CHECK(has_problem(ps, "/presets/instagram-square/visual/edit/strength", "found 0"));
+    CHECK(has_problem(ps, "/presets/instagram-square/visual/edit/fit", "found \"stretch\""));
+    CHECK(has_problem(ps, "/presets/instagram-square/visual/edit/feather", "found -1"));
+    CHECK(has_problem(ps, "/presets/instagram-square/visual/edit/colour", "unknown key"));
   }
   SECTION("missing model for a used stage") {
     json j = base_job();
@@ -327,6 +343,33 @@ TEST_CASE("work item ids are stable and change only for what changed", "[unit][j
       const bool changed = key.find("/product-page/visual-") != std::string::npos;
       CHECK((b.at(key) != id) == changed);
     }
+  }
+  SECTION("edit settings change only the edits; visuals do not depend on them") {
+    json j = base_job();
+    j["items"][0]["photo"] = (test::data_root() / "photos" / "coffee.png").string();
+    j["items"][0]["make"] = {"caption", "visual", "edit"};
+    const auto with_edit = make_plan(load(j, "job_spec_ids_f0"));
+    json k = j;
+    k["presets"]["instagram-square"] = {{"visual", {{"edit", {{"strength", 0.5}}}}}};
+    const auto changed = make_plan(load(k, "job_spec_ids_f1"));
+    REQUIRE(with_edit.items.size() == changed.items.size());
+    int edits = 0;
+    for (std::size_t i = 0; i < with_edit.items.size(); ++i) {
+      const auto& w = with_edit.items[i];
+      INFO(w.item_id << "/" << w.channel << "/" << w.kind);
+      const bool is_square_edit = w.kind == "edit" && w.channel == "instagram-square";
+      CHECK((changed.items[i].id != w.id) == is_square_edit);
+      if (w.kind == "edit") {
+        ++edits;
+        CHECK(w.seed == 0);  // one edit per item, channel and variant
+        CHECK(w.source_prompt == "Stoneware mug, product photo");
+        CHECK(w.output.filename().string().rfind("edit-", 0) == 0);
+        CHECK(w.preset.at("edit").at("inversion") == "negative-prompt");
+      } else if (w.kind == "visual") {
+        CHECK_FALSE(w.preset.contains("edit"));
+      }
+    }
+    CHECK(edits == 2 * 2);  // MUG-001: 2 channels x 2 variants
   }
   SECTION("the KPI settings and the description change nothing") {
     json j = base_job();

@@ -8,6 +8,9 @@
 #include <set>
 
 #include "core/json_file.h"
+#ifdef STUDIO_HAVE_IMAGE
+#include "image/image_io.h"
+#endif
 #include "tests/support/fixtures.h"
 #include "tests/support/process.h"
 #include "tests/support/text_model_dir.h"
@@ -233,3 +236,60 @@ TEST_CASE("studio run: SIGTERM stops intake, finishes in-flight items, exits 75,
   CHECK(journal_lines(dir / "out").size() == 16);
   CHECK(assets(dir / "out").size() == 16);
 }
+
+#ifdef STUDIO_HAVE_IMAGE
+TEST_CASE("studio run edits product photos with the job's mask and channel, resumable after a kill",
+          "[run][edit]") {
+  const fs::path dir = test::temp_dir("run_edit");
+  const fs::path photo = test::data_root() / "photos" / "coffee.png";
+  // A user mask: the middle of the photo is the product.
+  const image::Image img = image::read_image(photo);
+  at::Tensor m = at::zeros({img.height, img.width, 1});
+  m.narrow(0, img.height / 4, img.height / 2).narrow(1, img.width / 3, img.width / 3).fill_(1);
+  image::write_image(dir / "mask.png", m, {});
+  const json job = {
+      {"studio_job", 1},
+      {"name", "edittest"},
+      {"output", "out"},
+      {"models", {{"image", (test::fixtures_root() / "sd-tiny").string()}}},
+      {"tier", "draft"},
+      {"presets",
+       {{"web-banner",
+         {{"visual",
+           {{"width", 96}, {"height", 64}, {"steps", 3},
+            {"edit", {{"fit", "crop"}}}}}}}}},
+      {"defaults", {{"channels", {"web-banner"}}, {"make", {"edit"}}, {"seeds", {0}}}},
+      {"items", {{{"id", "CUP-1"}, {"name", "Espresso cup"}, {"photo", photo.string()},
+                  {"mask", (dir / "mask.png").string()},
+                  {"source_prompt", "an espresso cup"}, {"prompt", "an espresso cup on snow"}},
+                 {{"id", "CUP-2"}, {"name", "Espresso cup"}, {"photo", photo.string()},
+                  {"prompt", "an espresso cup on a beach"}}}}};
+  const fs::path file = dir / "job.json";
+  test::write_file(file, job.dump(2));
+
+  const auto r = studio_run(file);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto reference = assets(dir / "out");
+  REQUIRE(reference.size() == 2);
+  const json side = read_json_file(dir / "out" / "CUP-1" / "web-banner" / "edit-default-s0.png.json");
+  CHECK(side["edit"]["inversion"] == "negative-prompt");
+  CHECK(side["edit"]["source_prompt"] == "an espresso cup");
+  CHECK(side["edit"]["channel"]["fit"] == "crop");
+  CHECK(side["edit"]["mask"]["source"].get<std::string>().find("mask.png") != std::string::npos);
+  const image::Image out = image::read_image(dir / "out" / "CUP-1" / "web-banner" / "edit-default-s0.png");
+  CHECK(out.width == 96);
+  CHECK(out.height == 64);
+  CHECK(out.metadata.parameters.find("Inversion: negative-prompt") != std::string::npos);
+
+  // Killed after the first asset is written, resumed: the same bytes.
+  const fs::path dir2 = test::temp_dir("run_edit_kill");
+  test::write_file(dir2 / "job.json", job.dump(2));
+  const auto killed = studio_run(dir2 / "job.json", "", "STUDIO_TEST_KILL=write:1");
+  CHECK(killed.exit_code != 0);
+  const auto resumed = studio_run(dir2 / "job.json", "--resume");
+  INFO(resumed.output);
+  CHECK(resumed.exit_code == 0);
+  CHECK(assets(dir2 / "out") == reference);
+}
+#endif  // STUDIO_HAVE_IMAGE
