@@ -300,7 +300,15 @@ Regeneration prompt_to_prompt(SdPipeline& pipe, const Inversion& inv,
       // Ju et al.: the source branch stays on the inversion trajectory.
       const at::Tensor on_traj = traj_at(i);
       at::Tensor tgt = latents.narrow(0, 1, 1);
-      if (o.direct_correct_target) tgt = on_traj + (tgt - inv.direct_steps[i]);
+      switch (o.direct_target) {
+        case DirectTargetCorrection::kSourceStep:
+          tgt = on_traj + (tgt - latents.narrow(0, 0, 1));
+          break;
+        case DirectTargetCorrection::kInversionStep:
+          tgt = on_traj + (tgt - inv.direct_steps[i]);
+          break;
+        case DirectTargetCorrection::kNone: break;
+      }
       latents = at::cat({on_traj, tgt});
     }
     if (mask.defined()) latents = mask * traj_at(i) + (1 - mask) * latents;

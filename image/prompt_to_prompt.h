@@ -92,6 +92,18 @@ class PromptToPromptController : public AttentionController {
   int cross_edits_ = 0, self_edits_ = 0;
 };
 
+// Direct inversion's correction of the target row after DDIM step i (the source row is always put
+// back on the trajectory):
+//   kSourceStep     trajectory + (target step - the source row's step in the same batch): the
+//                   direct-inversion offset measured on this batch, so an identity edit stays on
+//                   the source row exactly whatever the batch shape does to rounding.
+//   kInversionStep  trajectory + (target step - Inversion::direct_steps[i]): regenerate()'s rule,
+//                   so with no attention control the target is regenerate() with the edited
+//                   prompt (to rounding, which a chaotic UNet can amplify: the offsets were
+//                   measured on a batch of 2, this one has 4 rows).
+//   kNone           left uncorrected, as PnP-Inversion's released P2P editing does.
+enum class DirectTargetCorrection { kSourceStep, kInversionStep, kNone };
+
 struct PromptToPromptOptions {
   std::string prompt;  // the edited (target) prompt; must not be empty
   PromptToPromptMode mode = PromptToPromptMode::kAuto;
@@ -111,11 +123,9 @@ struct PromptToPromptOptions {
   // ddim and direct = the inversion's negative prompt).
   double guidance = -1;
   double strength = 1.0;  // as RegenerateOptions::strength
-  // Direct inversion: the source row is put back on the trajectory after every step (Ju et al.).
-  // When true the target row also gets regenerate()'s correction trajectory + (step - direct
-  // step), so with no attention control it equals regenerate() with the edited prompt; false is
-  // PnP-Inversion's released P2P editing (the target row is left uncorrected).
-  bool direct_correct_target = true;
+  // Direct inversion: the source row is put back on the trajectory after every step (Ju et al.);
+  // the target row is corrected by `direct_target` (see DirectTargetCorrection).
+  DirectTargetCorrection direct_target = DirectTargetCorrection::kSourceStep;
   at::Tensor keep_mask;  // as RegenerateOptions::keep_mask, applied to both rows
   // Also decode the source row: images / latents / step_latents then hold 2 rows, [target, source].
   bool include_source = false;

@@ -3,6 +3,8 @@
 // plan with each work item's resolved inputs. Nothing is generated.
 #include <fmt/format.h>
 
+#include <map>
+
 #include <iostream>
 
 #include "pipeline/commands.h"
@@ -43,12 +45,16 @@ void print_table(const Plan& plan, std::ostream& out) {
     if (!plan.items[i].input_error.empty())
       out << "    ! input error: " << plan.items[i].input_error << "\n";
   }
-  std::size_t captions = 0, visuals = 0;
-  for (const auto& w : plan.items) (w.kind == "caption" ? captions : visuals)++;
-  out << fmt::format("\n{}: {} work items ({} captions, {} visuals), tier {}, {} with input "
-                     "errors; output {}\n",
-                     plan.job_name, plan.items.size(), captions, visuals, plan.tier,
-                     plan.input_errors(), plan.output_dir.string());
+  std::map<std::string, std::size_t> per_kind;
+  for (const auto& w : plan.items) ++per_kind[w.kind];
+  std::string kinds;
+  for (const auto& k : kAssetKinds)
+    if (per_kind.count(k))
+      kinds += fmt::format("{}{} {}{}", kinds.empty() ? "" : ", ", per_kind[k], k,
+                           per_kind[k] == 1 ? "" : "s");
+  out << fmt::format("\n{}: {} work items ({}), tier {}, {} with input errors; output {}\n",
+                     plan.job_name, plan.items.size(), kinds, plan.tier, plan.input_errors(),
+                     plan.output_dir.string());
 }
 
 int run_plan(const PlanOptions& o) {

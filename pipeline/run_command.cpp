@@ -27,6 +27,9 @@ void add_run_command(CLI::App& app, CommandAction* action) {
   run->add_option("--dtype", o->dtype, "auto, fp32, fp16 or bf16");
   run->add_option("--max-in-flight", o->max_in_flight,
                   "work items between intake and the journal (bounds memory; default 4)");
+  run->add_option("--image-batch", o->image_batch,
+                  "batch up to N waiting visuals of the same size, steps, guidance and scheduler "
+                  "into one UNet batch (default 1: one at a time, byte-reproducible)");
   run->add_option("--grace", o->grace_seconds,
                   "seconds in-flight items get after SIGTERM/SIGINT (default 60)");
   run->callback([action, o, shard] {

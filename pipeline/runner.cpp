@@ -13,6 +13,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <deque>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "image/image_io.h"
 #include "image/image_metadata.h"
 #include "image/photo_edit.h"
+#include "image/sd_batch.h"
 #include "image/sd_pipeline.h"
 #endif
 #include "pipeline/cli.h"
@@ -268,6 +270,7 @@ int run_job(const RunOptions& options) {
   RunOptions o = options;
   resolve_shard(o);
   if (o.max_in_flight < 1) throw UsageError("--max-in-flight must be at least 1", "--max-in-flight");
+  if (o.image_batch < 1) throw UsageError("--image-batch must be at least 1", "--image-batch");
   const PresetLibrary presets = PresetLibrary::find(o.presets_dir);
   const JobSpec job = load_job(o.job_file, presets);
   const Plan plan = make_plan(job);
@@ -345,6 +348,13 @@ int run_job(const RunOptions& options) {
   std::atomic<bool> stopping{false};
   std::atomic<int64_t> recorded{0}, written{0};
   size_t failures = 0;
+  // Visuals waiting for the image stage when batching (--image-batch > 1): the text node queues
+  // each one and sends the image node a token (a null Task*); on each token the image node takes
+  // the oldest waiting visual and up to image_batch - 1 compatible ones. Every visual has its own
+  // token, so none is left behind; tokens whose visuals were already taken make nothing.
+  const bool batching = o.image_batch > 1;
+  std::mutex visual_mutex;
+  std::deque<Task*> visual_queue;
 
   // A watchdog: after a stop signal, in-flight items get grace_seconds, then the process exits
   // with what the journal holds (every finished item was fsynced when it finished).
@@ -397,7 +407,12 @@ int run_job(const RunOptions& options) {
   });
 
   // text: captions with the copywriter (serial: one model call at a time per device).
-  function_node<Task*, Task*> text(g, serial, [&](Task* t) {
+  function_node<Task*, Task*> text(g, serial, [&](Task* t) -> Task* {
+    if (batching && t->item->kind == "visual" && !t->failed) {
+      std::lock_guard<std::mutex> lock(visual_mutex);
+      visual_queue.push_back(t);
+      return nullptr;  // the token
+    }
     if (t->item->kind != "caption") return t;
     run_stage(*t, "text", gpu, [&](StageEvent& e) {
       std::lock_guard<std::mutex> lock(device_mutex);
@@ -503,62 +518,179 @@ int run_job(const RunOptions& options) {
 #endif
   };
 
-  // image: visuals (serial per device).
-  function_node<Task*, Task*> image_node(g, serial, [&](Task* t) {
+#ifdef STUDIO_HAVE_IMAGE
+  // A visual's request from its preset section.
+  auto visual_request = [](const WorkItem& w) {
+    const nlohmann::json& v = w.preset;
+    image::GenerateRequest r;
+    r.prompt = w.prompt;
+    r.negative_prompt = v.value("negative_prompt", std::string());
+    r.seed = uint64_t(w.seed);
+    r.steps = v.value("steps", 25);
+    r.guidance = v.value("guidance", 7.5);
+    r.width = v.value("width", 0);
+    r.height = v.value("height", 0);
+    r.scheduler = v.value("scheduler", std::string());
+    return r;
+  };
+  // Visuals batch together when their preset sections agree on everything but the per-row
+  // settings (negative prompt, seeds) and the edit stage's settings.
+  auto batch_key = [](const WorkItem& w) {
+    nlohmann::json v = w.preset;
+    for (const char* k : {"negative_prompt", "seeds", "edit"}) v.erase(std::string(k));
+    return v.dump();
+  };
+  // A finished visual: its image, ledger fields, infotext and sidecar.
+  auto finish_visual = [&](Task& t, StageEvent& e, const image::GenerateRequest& r,
+                           const at::Tensor& img, const std::vector<double>& timesteps,
+                           const std::string& scheduler_class, int unet_calls, int64_t batch) {
+    t.image = img;
+    e.nfe = unet_calls;
+    e.steps = int64_t(timesteps.size());
+    e.images = 1;
+    image::GenerationParams gp;
+    gp.prompt = r.prompt;
+    gp.negative_prompt = r.negative_prompt;
+    gp.steps = r.steps;
+    gp.sampler = a1111_sampler_name(r.scheduler);
+    gp.schedule_type = r.scheduler == "dpmpp_2m_karras" ? "Karras" : "";
+    gp.cfg_scale = r.guidance;
+    gp.seed = r.seed;
+    gp.width = int(t.image.size(1));
+    gp.height = int(t.image.size(0));
+    gp.model_hash = models.unet_sha().substr(0, 10);
+    gp.model_name = job.image_model_path.filename().string();
+    gp.extra.push_back({"Version", std::string("studio ") + STUDIO_VERSION});
+    t.parameters = image::a1111_parameters(gp);
+    t.sidecar["image"] = {{"prompt", r.prompt},
+                          {"negative_prompt", r.negative_prompt},
+                          {"seed", r.seed},
+                          {"steps", r.steps},
+                          {"guidance", r.guidance},
+                          {"width", gp.width},
+                          {"height", gp.height},
+                          {"scheduler", scheduler_class},
+                          {"scheduler_alias", r.scheduler},
+                          {"timesteps", timesteps},
+                          {"unet_calls", unet_calls},
+                          {"batch", batch}};
+    t.sidecar["model"] = {{"dir", job.image_model_path.string()},
+                          {"unet_sha256", models.unet_sha()}};
+  };
+  // One visual alone (SdPipeline::generate).
+  auto run_visual = [&](Task& t) {
+    run_stage(t, "image", gpu, [&](StageEvent& e) {
+      std::lock_guard<std::mutex> lock(device_mutex);
+      image::SdPipeline& pipe = models.image();
+      const image::GenerateRequest r = visual_request(*t.item);
+      const image::GenerateResult res = pipe.generate(r);
+      finish_visual(t, e, r, res.images[0], res.timesteps, res.scheduler_class, res.unet_calls, 1);
+    });
+  };
+  // Compatible visuals as one batch (image/sd_batch.h); each gets the batch's time divided among
+  // them. If the batch fails, its visuals are made one by one so only a bad one fails.
+  auto run_visual_batch = [&](const std::vector<Task*>& batch) {
+    if (batch.size() == 1) return run_visual(*batch[0]);
+    std::vector<image::GenerateRequest> requests;
+    for (Task* t : batch) requests.push_back(visual_request(*t->item));
+    const double t_start = unix_time_now();
+    image::BatchResult res;
+    try {
+      std::lock_guard<std::mutex> lock(device_mutex);
+      image::SdPipeline& pipe = models.image();
+      const image::GenerateRequest& r0 = requests[0];
+      image::BatchRequest b;
+      for (const auto& r : requests) b.rows.push_back({r.prompt, r.negative_prompt, r.seed});
+      b.steps = r0.steps;
+      b.guidance = r0.guidance;
+      b.width = r0.width;
+      b.height = r0.height;
+      b.scheduler = r0.scheduler;
+      res = image::generate_batch(pipe, b);
+    } catch (const std::exception& ex) {
+      progress.message(fmt::format("image batch of {} failed ({}); making its visuals one by one",
+                                   batch.size(), ex.what()));
+      for (Task* t : batch) run_visual(*t);
+      return;
+    }
+    const double t_end = unix_time_now();
+    const double share = (t_end - t_start) / double(batch.size());
+    for (size_t k = 0; k < batch.size(); ++k) {
+      Task& t = *batch[k];
+      const double ready = t.t_ready;
+      run_stage(t, "image", gpu, [&](StageEvent& e) {
+        finish_visual(t, e, requests[k], res.images[int64_t(k)].clone(), res.timesteps,
+                      res.scheduler_class, res.unet_calls, int64_t(batch.size()));
+      });
+      StageEvent& e = t.events.back();
+      e.t_start = t_start;
+      e.t_end = std::max(t_end, e.t_end);
+      e.queue_wait_s = std::max(0.0, t_start - ready);
+      e.compute_s = share;
+      e.gpu_s = gpu ? share : 0.0;
+      t.t_ready = e.t_end;
+    }
+  };
+#endif
+
+  // image: visuals and edits (serial per device). A token (null) stands for a queued visual.
+  using ImageNode = multifunction_node<Task*, std::tuple<Task*>>;
+  ImageNode image_node(g, serial, [&](Task* t, ImageNode::output_ports_type& ports) {
+    auto& out = std::get<0>(ports);
+    if (t == nullptr) {
+#ifdef STUDIO_HAVE_IMAGE
+      std::vector<Task*> batch;
+      {
+        std::lock_guard<std::mutex> lock(visual_mutex);
+        if (!visual_queue.empty()) {
+          batch.push_back(visual_queue.front());
+          visual_queue.pop_front();
+          const std::string key = batch_key(*batch[0]->item);
+          for (auto it = visual_queue.begin();
+               it != visual_queue.end() && int64_t(batch.size()) < o.image_batch;) {
+            if (batch_key(*(*it)->item) == key) {
+              batch.push_back(*it);
+              it = visual_queue.erase(it);
+            } else {
+              ++it;
+            }
+          }
+        }
+      }
+      if (!batch.empty()) run_visual_batch(batch);
+#else
+      std::vector<Task*> batch;
+      {
+        std::lock_guard<std::mutex> lock(visual_mutex);
+        if (!visual_queue.empty()) {
+          batch.push_back(visual_queue.front());
+          visual_queue.pop_front();
+        }
+      }
+      for (Task* b : batch)
+        run_stage(*b, "image", gpu, [&](StageEvent&) {
+          throw ConfigError("this studio was built without the image stage (STUDIO_WITH_IMAGE=OFF)",
+                            b->item->item_id, "build with the image stage to make visuals");
+        });
+#endif
+      for (Task* b : batch) {
+        progress.stage_done("image", b->failed);
+        out.try_put(b);
+      }
+      return;
+    }
     if (t->item->kind == "edit") {
       run_edit_stage(*t);
       progress.stage_done("image", t->failed);
-      return t;
+      out.try_put(t);
+      return;
     }
-    if (t->item->kind != "visual") return t;
+    if (t->item->kind != "visual") {
+      out.try_put(t);
+      return;
+    }
 #ifdef STUDIO_HAVE_IMAGE
-    run_stage(*t, "image", gpu, [&](StageEvent& e) {
-      std::lock_guard<std::mutex> lock(device_mutex);
-      image::SdPipeline& pipe = models.image();
-      const WorkItem& w = *t->item;
-      const nlohmann::json& v = w.preset;
-      image::GenerateRequest r;
-      r.prompt = w.prompt;
-      r.negative_prompt = v.value("negative_prompt", std::string());
-      r.seed = uint64_t(w.seed);
-      r.steps = v.value("steps", 25);
-      r.guidance = v.value("guidance", 7.5);
-      r.width = v.value("width", 0);
-      r.height = v.value("height", 0);
-      r.scheduler = v.value("scheduler", std::string());
-      const image::GenerateResult res = pipe.generate(r);
-      t->image = res.images[0];
-      e.nfe = res.unet_calls;
-      e.steps = int64_t(res.timesteps.size());
-      e.images = 1;
-      image::GenerationParams gp;
-      gp.prompt = r.prompt;
-      gp.negative_prompt = r.negative_prompt;
-      gp.steps = r.steps;
-      gp.sampler = a1111_sampler_name(r.scheduler);
-      gp.schedule_type = r.scheduler == "dpmpp_2m_karras" ? "Karras" : "";
-      gp.cfg_scale = r.guidance;
-      gp.seed = r.seed;
-      gp.width = int(t->image.size(1));
-      gp.height = int(t->image.size(0));
-      gp.model_hash = models.unet_sha().substr(0, 10);
-      gp.model_name = job.image_model_path.filename().string();
-      gp.extra.push_back({"Version", std::string("studio ") + STUDIO_VERSION});
-      t->parameters = image::a1111_parameters(gp);
-      t->sidecar["image"] = {{"prompt", r.prompt},
-                             {"negative_prompt", r.negative_prompt},
-                             {"seed", r.seed},
-                             {"steps", r.steps},
-                             {"guidance", r.guidance},
-                             {"width", gp.width},
-                             {"height", gp.height},
-                             {"scheduler", res.scheduler_class},
-                             {"scheduler_alias", r.scheduler},
-                             {"timesteps", res.timesteps},
-                             {"unet_calls", res.unet_calls}};
-      t->sidecar["model"] = {{"dir", job.image_model_path.string()},
-                             {"unet_sha256", models.unet_sha()}};
-    });
+    run_visual(*t);
 #else
     run_stage(*t, "image", gpu, [&](StageEvent&) {
       throw ConfigError("this studio was built without the image stage (STUDIO_WITH_IMAGE=OFF)",
@@ -566,7 +698,7 @@ int run_job(const RunOptions& options) {
     });
 #endif
     progress.stage_done("image", t->failed);
-    return t;
+    out.try_put(t);
   });
 
   // write: encode and write the asset atomically, then its sidecar (parallel, CPU).
@@ -658,7 +790,7 @@ int run_job(const RunOptions& options) {
   make_edge(limiter, decode);
   make_edge(decode, text);
   make_edge(text, image_node);
-  make_edge(image_node, write);
+  make_edge(output_port<0>(image_node), write);
   make_edge(write, order);
   make_edge(order, sink);
   make_edge(sink, limiter.decrementer());

@@ -22,6 +22,9 @@ struct RunOptions {
   std::string device = "auto";
   std::string dtype = "auto";
   int64_t max_in_flight = 4;   // work items between intake and the journal
+  // Visuals of the same size, steps, guidance and scheduler run as one batch of up to this many
+  // rows (image/sd_batch.h), taken from those waiting for the image stage. 1 = one at a time.
+  int64_t image_batch = 1;
   double grace_seconds = 60;   // after SIGTERM/SIGINT: time for in-flight items to finish
 };
 

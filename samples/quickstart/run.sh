@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quickstart: the batch job samples/quickstart/job.json (3 products x 2 channels, a caption and a
-# product photo each) run by `studio run`, then its KPI report.
+# product photo each, plus a product photo of samples/quickstart/photos edited by inversion with
+# the product kept) run by `studio run`, then its KPI report.
 #
 # The job reads its models from models/starter-tiny-random (a diffusers pipeline) and
 # models/llada-starter-tiny-random (a LLaDA text model). When they are missing this script writes
@@ -43,7 +44,7 @@ echo
 echo
 echo "quickstart: studio run finished in $(( $(date +%s) - start )) s (exit code $rc: 0 all made,"
 echo "  1 some items failed, each recorded with its stage and reason)"
-echo "  assets:   $OUT/<item>/<channel>/caption-*.txt and visual-*.png, each with a sidecar .json"
+echo "  assets:   $OUT/<item>/<channel>/caption-*.txt, visual-*.png and edit-*.png, each with a sidecar .json"
 echo "  journal:  $OUT/journal/ (what is safely made; 'studio run $JOB --resume' continues)"
 echo "  KPIs:     $OUT/ledger/, $OUT/kpi.csv and $OUT/report.html (open it in a browser)"
 if is_random models/starter-tiny-random || is_random models/llada-starter-tiny-random; then

@@ -454,7 +454,9 @@ TEST_CASE("studio plan and studio presets", "[unit][job][cli]") {
   REQUIRE(rj.exit_code == 0);
   const json pj = json::parse(rj.output);
   CHECK(pj["job"] == "quickstart");
-  CHECK(pj["work_items"].size() == 12);  // 3 items x 2 channels x (caption + visual)
+  // 3 items x 2 channels x (caption + visual), and one item x 1 channel x (caption + edit).
+  CHECK(pj["work_items"].size() == 14);
+  CHECK(pj["work_items"][13]["kind"] == "edit");
 
   json bad = base_job();
   bad["items"][0]["colour"] = "red";

@@ -9,7 +9,11 @@
 #include "core/error.h"
 #include "image/image_io.h"
 #include "image/photo_edit.h"
+#include "core/json_file.h"
+#include "pipeline/job_spec.h"
+#include "pipeline/presets.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/process.h"
 
 using namespace studio;
 namespace fs = std::filesystem;
@@ -144,4 +148,60 @@ TEST_CASE("photo edit: bad inputs are clear errors", "[photo_edit]") {
     r.prompt.clear();
     CHECK_THROWS_AS(image::edit_photo(tiny(), r), UsageError);
   }
+}
+
+TEST_CASE("studio edit writes the edit, its parameters, sidecar, mask and sheet", "[photo_edit][cli]") {
+  const fs::path dir = test::temp_dir("photo_edit_cli");
+  const image::Image photo = image::read_image(coffee());
+  const fs::path mask = write_rect_mask(dir, photo.width, photo.height);
+  const std::string model = test::shell_quote((test::fixtures_root() / "sd-tiny").string());
+  const std::string common = "edit --model " + model + " --prompt 'a cup on snow' --steps 3 " +
+                             "--work-pixels 4096 ";
+  const auto r = test::run_studio(
+      common + "--image " + test::shell_quote(coffee().string()) + " --mask " +
+      test::shell_quote(mask.string()) + " --size 96x64 --fit crop --source-prompt 'a cup' " +
+      "--p2p refine --out " + test::shell_quote((dir / "e.png").string()) + " --sheet " +
+      test::shell_quote((dir / "sheet.png").string()) + " --save-mask " +
+      test::shell_quote((dir / "m.png").string()) + " 2>&1");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const image::Image out = image::read_image(dir / "e.png");
+  CHECK(out.width == 96);
+  CHECK(out.height == 64);
+  CHECK(out.metadata.parameters.find("Inversion: negative-prompt") != std::string::npos);
+  const auto side = read_json_file(dir / "e.png.json");
+  CHECK(side["kind"] == "edit");
+  CHECK(side["prompt_to_prompt"]["mode"] == "refine");
+  CHECK(side["channel"]["fit"] == "crop");
+  CHECK(side["photo_sha256"].get<std::string>().size() == 64);
+  CHECK(image::read_image(dir / "m.png").width == photo.width);
+  CHECK(image::read_image(dir / "sheet.png").width > photo.width);
+
+  // A truncated photo is refused before the model loads; a bad method is a usage error.
+  const auto bad = test::run_studio(common + "--image " +
+                                    test::shell_quote((test::data_root() / "photos" / "truncated.jpg").string()) +
+                                    " --out " + test::shell_quote((dir / "x.png").string()) + " 2>&1");
+  CHECK(bad.exit_code == 1);
+  CHECK_THAT(bad.output, Catch::Contains("truncated.jpg"));
+  CHECK_THAT(bad.output, !Catch::Contains("loading"));
+  const auto method = test::run_studio(common + "--image " + test::shell_quote(coffee().string()) +
+                                       " --inversion magic --out " +
+                                       test::shell_quote((dir / "x.png").string()) + " 2>&1");
+  CHECK(method.exit_code == 1);
+  CHECK_THAT(method.output, Catch::Contains("ddim, negative-prompt, null-text, direct"));
+}
+
+TEST_CASE("job presets accept exactly the inversion methods the image stage has", "[photo_edit]") {
+  const PresetLibrary lib(test::source_dir() / "presets");
+  auto resolve = [&](const std::string& method) {
+    return lib.resolve("instagram-square", "draft",
+                       {{"visual", {{"edit", {{"inversion", method}}}}}});
+  };
+  for (const auto& name : image::inversion_method_names()) {
+    INFO(name);
+    CHECK(resolve(name)["visual"]["edit"]["inversion"] == name);
+    CHECK(image::inversion_method_name(image::parse_inversion_method(name)) == name);
+  }
+  CHECK_THROWS(resolve("magic"));
+  CHECK(resolve("ddim")["visual"]["edit"]["p2p"] == "");
 }

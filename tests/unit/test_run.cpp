@@ -4,6 +4,7 @@
 // the others.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -291,5 +292,98 @@ TEST_CASE("studio run edits product photos with the job's mask and channel, resu
   INFO(resumed.output);
   CHECK(resumed.exit_code == 0);
   CHECK(assets(dir2 / "out") == reference);
+}
+#endif  // STUDIO_HAVE_IMAGE
+
+#ifdef STUDIO_HAVE_IMAGE
+namespace {
+
+// Largest pixel difference (0..1) between two PNG files of the same size.
+double png_max_diff(const fs::path& a, const fs::path& b) {
+  const image::Image ia = image::read_image(a), ib = image::read_image(b);
+  REQUIRE(ia.pixels.sizes() == ib.pixels.sizes());
+  return (ia.pixels - ib.pixels).abs().max().item<double>();
+}
+
+// Journal: work id -> how many "done" lines.
+std::map<std::string, int> done_counts(const fs::path& out) {
+  std::map<std::string, int> done;
+  for (const auto& l : journal_lines(out))
+    if (l["status"] == "done") ++done[l["work_id"].get<std::string>()];
+  return done;
+}
+
+}  // namespace
+
+TEST_CASE("studio run --image-batch makes the assets batch 1 makes, each recorded once",
+          "[run][image_batch]") {
+  const fs::path one = test::temp_dir("run_batch1");
+  const auto r1 = studio_run(write_job(one, "out", false, 4));  // 6 items x 2 kinds
+  INFO(r1.output);
+  REQUIRE(r1.exit_code == 0);
+  const auto ref = assets(one / "out");
+  REQUIRE(ref.size() == 12);
+
+  // The mixed job, and a visuals-only one: without the text stage between them the visuals wait
+  // for the image stage together (the first one loads the model), so batches form.
+  for (const bool visuals_only : {false, true}) {
+    const fs::path dir = test::temp_dir(visuals_only ? "run_batch4_visuals" : "run_batch4");
+    const fs::path job = write_job(dir, "out", false, 4);
+    if (visuals_only) {
+      json j = read_json_file(job);
+      j["defaults"]["make"] = json::array({"visual"});
+      test::write_file(job, j.dump(2));
+    }
+    const auto r = studio_run(job, "--image-batch 4 --max-in-flight 8");
+    INFO(r.output);
+    REQUIRE(r.exit_code == 0);
+    const fs::path out = dir / "out";
+    const auto got = assets(out);
+    CHECK(got.size() == (visuals_only ? 6u : 12u));
+    const auto done = done_counts(out);
+    CHECK(done.size() == got.size());
+    for (const auto& [id, n] : done) CHECK(n == 1);
+    CHECK(journal_lines(out).size() == got.size());
+    int64_t largest = 0;
+    double worst = 0;
+    for (const auto& [path, bytes] : got) {
+      INFO(path);
+      REQUIRE(ref.count(path) == 1);
+      if (fs::path(path).extension() == ".txt") {
+        CHECK(bytes == ref.at(path));
+        continue;
+      }
+      const json side = read_json_file(out / (path + ".json"));
+      const int64_t batch = side["image"]["batch"].get<int64_t>();
+      CHECK(batch >= 1);
+      CHECK(batch <= 4);
+      largest = std::max(largest, batch);
+      CHECK(side["image"]["unet_calls"] == side["image"]["timesteps"].size());
+      worst = std::max(worst, png_max_diff(out / path, one / "out" / path));
+    }
+    std::printf("studio run --image-batch 4 (%s): largest batch %lld, max pixel diff vs batch 1 "
+                "%.4f\n",
+                visuals_only ? "visuals only" : "mixed", static_cast<long long>(largest), worst);
+    CHECK(worst <= 2.0 / 255 + 1e-6);  // 8-bit rounding of values ~1e-6 apart
+    if (visuals_only) CHECK(largest > 1);
+    // The ledger: one done image event per visual, with one image and the batch's share of time.
+    std::string ledger = test::read_file(out / "ledger" / "0-of-1.jsonl");
+    int image_events = 0;
+    size_t at = 0;
+    while (at < ledger.size()) {
+      const size_t nl = ledger.find('\n', at);
+      if (nl == std::string::npos) break;
+      const json e = json::parse(ledger.substr(at, nl - at));
+      at = nl + 1;
+      if (e.value("type", "") != "stage" || e["stage"] != "image") continue;
+      ++image_events;
+      CHECK(e["status"] == "ok");
+      CHECK(e["images"] == 1);
+      CHECK(e["nfe"].get<int64_t>() > 0);
+      CHECK(e["nfe"] == e["steps"]);  // one CFG-batched UNet call per step, as a single run
+      CHECK(e["compute_s"].get<double>() >= 0);
+    }
+    CHECK(image_events == 6);
+  }
 }
 #endif  // STUDIO_HAVE_IMAGE
