@@ -181,9 +181,10 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& context
     // Explicit probabilities for the controller (as diffusers' AttnProcessor computes them).
     const at::Tensor qf = upcast ? q.to(at::kFloat) : q, kf = upcast ? k.to(at::kFloat) : k;
     at::Tensor scores = at::matmul(qf, kf.transpose(-1, -2)) / std::sqrt(double(o.dim_head));
-    if (m) scores = m->scalar_type() == at::kBool
-                        ? scores.masked_fill(m->logical_not(), -std::numeric_limits<float>::infinity())
-                        : scores + *m;
+    if (m)
+      scores = m->scalar_type() == at::kBool
+                   ? scores.masked_fill(m->logical_not(), -std::numeric_limits<float>::infinity())
+                   : scores + *m;
     at::Tensor probs = control->on_attention(scores.softmax(-1), context.defined());
     out = at::matmul(probs.to(v.scalar_type()), v);
   } else if (upcast) {

@@ -165,7 +165,8 @@ PhotoEditResult edit_photo(SdPipeline& pipe, const PhotoEditRequest& r) {
         progress("outpaint-invert", p.step, p.total);
         return true;
       };
-      const Inversion pinv = invert(pipe, preprocess_for_inversion(resize_image(out.output, ow, oh), f), oo);
+      const Inversion pinv =
+          invert(pipe, preprocess_for_inversion(resize_image(out.output, ow, oh), f), oo);
       RegenerateOptions pg;
       pg.guidance = r.guidance;
       pg.keep_mask = 1 - latent_keep(fill, ow, oh, f);
@@ -206,9 +207,8 @@ PhotoEditResult edit_photo(SdPipeline& pipe, const PhotoEditRequest& r) {
       {"seconds", out.seconds},
   };
   if (!r.p2p.empty())
-    out.parameters["prompt_to_prompt"] = {{"mode", r.p2p},
-                                          {"cross_replace", r.cross_replace},
-                                          {"self_replace", r.self_replace}};
+    out.parameters["prompt_to_prompt"] = {
+        {"mode", r.p2p}, {"cross_replace", r.cross_replace}, {"self_replace", r.self_replace}};
   if (out.fitted)
     out.parameters["channel"] = {{"size", {r.channel_width, r.channel_height}},
                                  {"fit", fit_mode_name(out.fit.mode)},

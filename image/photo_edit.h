@@ -55,12 +55,12 @@ struct PhotoEditRequest {
 };
 
 struct PhotoEditResult {
-  at::Tensor edited;   // [H, W, 3] float32 [0, 1]: the composite at the photo's resolution
-  at::Tensor output;   // [h, w, 3]: `edited` fitted to the channel (== edited without a channel)
-  at::Tensor photo;    // [H, W, 3]: the photo as read (RGB)
-  ProductMask mask;    // at the photo's resolution; product_pixels == 0 when there is none
+  at::Tensor edited;  // [H, W, 3] float32 [0, 1]: the composite at the photo's resolution
+  at::Tensor output;  // [h, w, 3]: `edited` fitted to the channel (== edited without a channel)
+  at::Tensor photo;   // [H, W, 3]: the photo as read (RGB)
+  ProductMask mask;   // at the photo's resolution; product_pixels == 0 when there is none
   bool has_mask = false;
-  ChannelFit fit;      // when a channel size was given
+  ChannelFit fit;  // when a channel size was given
   bool fitted = false;
   int work_width = 0, work_height = 0;
   int unet_calls = 0;  // inversion + regeneration (+ outpainting)

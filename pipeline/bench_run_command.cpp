@@ -112,9 +112,15 @@ Measurement run_one(const BenchRunOptions& o, const fs::path& work, const fs::pa
   const fs::path log = dir / "studio-run.log";
   const int64_t expected = n * static_cast<int64_t>(split_list(o.make).size());
 
-  std::vector<std::string> args = {"studio",         "run",          job_file.string(),
-                                   "--presets",      presets.string(), "--progress",
-                                   "none",           "--max-in-flight", std::to_string(o.max_in_flight)};
+  std::vector<std::string> args = {"studio",
+                                   "run",
+                                   job_file.string(),
+                                   "--presets",
+                                   presets.string(),
+                                   "--progress",
+                                   "none",
+                                   "--max-in-flight",
+                                   std::to_string(o.max_in_flight)};
   const auto t0 = std::chrono::steady_clock::now();
   const pid_t pid = fork();
   if (pid < 0) throw IoError("cannot start a child process", "studio bench run");
@@ -158,8 +164,9 @@ Measurement run_one(const BenchRunOptions& o, const fs::path& work, const fs::pa
   m.journal_lines = count_lines(journal);
   if (m.exit_code != 0 && m.exit_code != 1)
     throw IoError(fmt::format("studio run of the {}-item job exited with {}", n, m.exit_code),
-                  log.string(), "read the log; the models must exist (run scripts/quickstart.sh "
-                                "once, or pass --image-model/--text-model)");
+                  log.string(),
+                  "read the log; the models must exist (run scripts/quickstart.sh "
+                  "once, or pass --image-model/--text-model)");
   return m;
 }
 
@@ -200,10 +207,15 @@ int run_bench_run(const BenchRunOptions& o) {
                     json{{"name", "bench"},
                          {"description", "studio bench run: minimal effort per asset"},
                          {"overlay",
-                          {{"caption", {{"steps", 24}, {"drafts", 1}, {"repair_rounds", 0},
-                                        {"sampler", "fast-dllm"}, {"threshold", 0.9}}},
+                          {{"caption",
+                            {{"steps", 24},
+                             {"drafts", 1},
+                             {"repair_rounds", 0},
+                             {"sampler", "fast-dllm"},
+                             {"threshold", 0.9}}},
                            {"visual", {{"steps", o.image_steps}}}}}}
-                            .dump(2) + "\n");
+                            .dump(2) +
+                        "\n");
 
   std::vector<Measurement> ms;
   for (int64_t n : sizes) {
@@ -218,13 +230,14 @@ int run_bench_run(const BenchRunOptions& o) {
       "studio bench run: make {} on {} at {}x{} px, bench tier ({} image steps), max {} items in "
       "flight\n"
       "  {:>7} {:>6} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9}\n",
-      o.make, o.channel, o.size, o.size, o.image_steps, o.max_in_flight, "items", "exit", "assets", "wall s",
-      "RSS@10%", "RSS@50%", "RSS@90%", "peak MiB", "vs base");
+      o.make, o.channel, o.size, o.size, o.image_steps, o.max_in_flight, "items", "exit", "assets",
+      "wall s", "RSS@10%", "RSS@50%", "RSS@90%", "peak MiB", "vs base");
   for (const auto& m : ms) {
     const double ratio = m.peak_rss_mib / base.peak_rss_mib;
-    std::cout << fmt::format("  {:>7} {:>6} {:>9} {:>9.1f} {:>10.1f} {:>10.1f} {:>10.1f} {:>10.1f} {:>8.3f}x\n",
-                             m.items, m.exit_code, m.journal_lines, m.wall_s, m.rss_at_10_mib,
-                             m.rss_at_50_mib, m.rss_at_90_mib, m.peak_rss_mib, ratio);
+    std::cout << fmt::format(
+        "  {:>7} {:>6} {:>9} {:>9.1f} {:>10.1f} {:>10.1f} {:>10.1f} {:>10.1f} {:>8.3f}x\n", m.items,
+        m.exit_code, m.journal_lines, m.wall_s, m.rss_at_10_mib, m.rss_at_50_mib, m.rss_at_90_mib,
+        m.peak_rss_mib, ratio);
     rows.push_back({{"items", m.items},
                     {"exit_code", m.exit_code},
                     {"assets", m.journal_lines},

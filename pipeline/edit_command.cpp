@@ -87,7 +87,8 @@ int run_edit(const EditOptions& o) {
   r.negative_prompt = o.negative;
   r.method = image::parse_inversion_method(o.inversion);
   r.p2p = o.p2p;
-  if (!o.p2p.empty()) image::parse_prompt_to_prompt_mode(o.p2p);  // validate before loading the model
+  if (!o.p2p.empty())
+    image::parse_prompt_to_prompt_mode(o.p2p);  // validate before loading the model
   r.cross_replace = o.cross_replace;
   r.self_replace = o.self_replace;
   r.strength = o.strength;
@@ -194,12 +195,12 @@ int run_edit(const EditOptions& o) {
     write_file_atomic(fs::path(out.string() + ".json"), side.dump(2) + "\n");
   }
   std::cout << out.string() << "\n";
-  std::cerr << fmt::format("studio edit: {}x{} (worked at {}x{}), {} UNet calls, {:.2f} s{}\n",
-                           gp.width, gp.height, res.work_width, res.work_height, res.unet_calls,
-                           res.seconds,
-                           res.has_mask ? fmt::format(", product mask {} px ({})",
-                                                      res.mask.product_pixels, res.mask.source)
-                                        : std::string(", no product mask"));
+  std::cerr << fmt::format(
+      "studio edit: {}x{} (worked at {}x{}), {} UNet calls, {:.2f} s{}\n", gp.width, gp.height,
+      res.work_width, res.work_height, res.unet_calls, res.seconds,
+      res.has_mask
+          ? fmt::format(", product mask {} px ({})", res.mask.product_pixels, res.mask.source)
+          : std::string(", no product mask"));
   return 0;
 }
 
@@ -239,8 +240,9 @@ void add_edit_command(CLI::App& app, CommandAction* action) {
   cmd->add_option("--tier", o->tier, "preset tier (draft, standard, final)");
   cmd->add_option("--presets", o->presets_dir, "presets folder (default: the shipped presets/)");
   cmd->add_option("--size", o->size, "channel size WxH (overrides the preset's)");
-  cmd->add_option("--fit", o->fit, "to the channel size: crop, pad or auto (crop if the "
-                                   "product fits)");
+  cmd->add_option("--fit", o->fit,
+                  "to the channel size: crop, pad or auto (crop if the "
+                  "product fits)");
   cmd->add_flag("--no-outpaint", o->no_outpaint,
                 "fill padding with the blurred edge instead of the model");
   cmd->add_option("--work-pixels", o->work_pixels,

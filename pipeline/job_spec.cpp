@@ -20,15 +20,15 @@ namespace {
 
 constexpr int kJobVersion = 1;
 
-const std::vector<std::string> kJobKeys = {"studio_job", "name",     "description", "output",
-                                           "models",     "tier",     "presets",     "defaults",
-                                           "variants",   "items",    "kpi"};
+const std::vector<std::string> kJobKeys = {"studio_job", "name",  "description", "output",
+                                           "models",     "tier",  "presets",     "defaults",
+                                           "variants",   "items", "kpi"};
 const std::vector<std::string> kDefaultsKeys = {"channels", "make", "seeds",
                                                 "language", "tone", "brand"};
 const std::vector<std::string> kVariantKeys = {"name", "caption_instruction", "prompt_suffix"};
-const std::vector<std::string> kItemKeys = {"id",       "name",     "facts", "tone",
-                                            "language", "brand",    "channels", "make",
-                                            "photo",    "prompt",   "seeds", "source_prompt", "mask"};
+const std::vector<std::string> kItemKeys = {"id",    "name",          "facts", "tone",  "language",
+                                            "brand", "channels",      "make",  "photo", "prompt",
+                                            "seeds", "source_prompt", "mask"};
 const std::vector<std::string> kKpiKeys = {"gpu_price_per_hour", "cpu_price_per_hour",
                                            "manual_price_per_hour", "manual_minutes",
                                            "review_minutes"};
@@ -109,8 +109,8 @@ std::map<std::string, double> minutes(const json& obj, const std::string& path,
 void fold(const Error& e, const std::string& at, const std::string& what, Problems& p) {
   if (const auto* v = dynamic_cast<const ValidationError*>(&e)) {
     for (const auto& pr : v->problems())
-      p.add(at, what + " " + v->where() + ": " + (pr.path.empty() ? "" : pr.path + ": ") +
-                    pr.message);
+      p.add(at,
+            what + " " + v->where() + ": " + (pr.path.empty() ? "" : pr.path + ": ") + pr.message);
   } else {
     p.add(at, what + ": " + e.what());
   }
@@ -170,8 +170,8 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
   job.tier = tier_name.value_or(presets.has_tier("standard") ? "standard" : "");
   if (tier_ok && !job.tier.empty()) {
     if (!presets.has_tier(job.tier)) {
-      p.add("/tier", "unknown tier \"" + job.tier + "\" (available: " +
-                         join_names(presets.tier_names()) + ")");
+      p.add("/tier", "unknown tier \"" + job.tier +
+                         "\" (available: " + join_names(presets.tier_names()) + ")");
       tier_ok = false;
     } else {
       try {
@@ -186,7 +186,8 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
   // The job's own presets: overrides of library presets and new ones with a "base".
   std::map<std::string, json> overrides;
   std::set<std::string> bad_overrides;
-  if (j.contains("presets") && !j["presets"].is_null() && check::object(j["presets"], "/presets", p)) {
+  if (j.contains("presets") && !j["presets"].is_null() &&
+      check::object(j["presets"], "/presets", p)) {
     for (auto it = j["presets"].begin(); it != j["presets"].end(); ++it) {
       const std::string here = json_path("/presets", it.key());
       const std::size_t before = p.size();
@@ -203,12 +204,14 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
           p.add(json_path(here, "base"), "unknown preset \"" + base + "\" (available: " +
                                              join_names(presets.channel_names()) + ")");
         else if (!has_base && !presets.has_channel(base))
-          p.add(here, "no preset \"" + base + "\" to override (available: " +
-                          join_names(presets.channel_names()) +
+          p.add(here, "no preset \"" + base +
+                          "\" to override (available: " + join_names(presets.channel_names()) +
                           "); add \"base\" to define a new preset");
       }
-      if (p.size() == before) overrides[it.key()] = it.value();
-      else bad_overrides.insert(it.key());
+      if (p.size() == before)
+        overrides[it.key()] = it.value();
+      else
+        bad_overrides.insert(it.key());
     }
   }
   std::vector<std::string> available = presets.channel_names();
@@ -252,8 +255,8 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
     if (!q.empty()) {
       if (o == overrides.end()) {
         for (const auto& pr : q.list())
-          p.add(blame, "preset \"" + name + "\" with tier \"" + job.tier + "\": " + pr.path +
-                           ": " + pr.message);
+          p.add(blame, "preset \"" + name + "\" with tier \"" + job.tier + "\": " + pr.path + ": " +
+                           pr.message);
       } else {
         p.append(q, blame);
       }
@@ -302,7 +305,8 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
         check::keys(vs[i], here, kVariantKeys, p);
         JobVariant v;
         auto name = check::name(vs[i], here, "name", true, p);
-        v.caption_instruction = check::string(vs[i], here, "caption_instruction", false, p).value_or("");
+        v.caption_instruction =
+            check::string(vs[i], here, "caption_instruction", false, p).value_or("");
         v.prompt_suffix = check::string(vs[i], here, "prompt_suffix", false, p).value_or("");
         if (!name) continue;
         v.name = *name;
@@ -325,7 +329,8 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
   if (!j.contains("items") || j["items"].is_null()) {
     p.add("/items", "missing required key");
   } else if (!j["items"].is_array() || j["items"].empty()) {
-    p.add("/items", "found " + describe_json(j["items"]) + ", expected a non-empty array of objects");
+    p.add("/items",
+          "found " + describe_json(j["items"]) + ", expected a non-empty array of objects");
   } else {
     std::map<std::string, std::string> ids;
     const json& items = j["items"];
@@ -341,7 +346,8 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
       if (id) {
         auto [pos, fresh] = ids.emplace(*id, json_path(here, "id"));
         if (!fresh)
-          p.add(json_path(here, "id"), "duplicate id \"" + *id + "\" (first at " + pos->second + ")");
+          p.add(json_path(here, "id"),
+                "duplicate id \"" + *id + "\" (first at " + pos->second + ")");
         item.id = *id;
       }
       item.name = check::string(it, here, "name", false, p, true).value_or(item.id);
@@ -367,7 +373,8 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
         if (auto ch = check::strings(it, here, "channels", false, p, true, false)) {
           item.channels = *ch;
           for (std::size_t c = 0; c < it["channels"].size(); ++c)
-            if (it["channels"][c].is_string() && contains(*ch, it["channels"][c].get<std::string>()))
+            if (it["channels"][c].is_string() &&
+                contains(*ch, it["channels"][c].get<std::string>()))
               if (!resolve(it["channels"][c].get<std::string>(),
                            json_path(json_path(here, "channels"), c)))
                 channels_ok = false;
@@ -409,8 +416,8 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
         for (std::size_t k = 0; k < item.make.size(); ++k) {
           const std::string& kind = item.make[k];
           if (needs_photo(kind) && item.photo.empty())
-            p.add(json_path(make_path, k), "\"" + kind + "\" needs a \"photo\" (at " +
-                                               json_path(here, "photo") + ")");
+            p.add(json_path(make_path, k),
+                  "\"" + kind + "\" needs a \"photo\" (at " + json_path(here, "photo") + ")");
           if (channels_ok) {
             for (const auto& ch : item.channels) {
               const json& preset = job.presets.at(ch);
@@ -437,19 +444,21 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
   // Models the used stages need.
   if (models_ok) {
     if (uses_caption && job.text_model.empty())
-      p.add("/models/text", "missing: a text model folder is needed to make captions (" +
-                                first_caption + ")");
+      p.add("/models/text",
+            "missing: a text model folder is needed to make captions (" + first_caption + ")");
     if (uses_visual && job.image_model.empty())
-      p.add("/models/image", "missing: an image model folder is needed to make visuals (" +
-                                 first_visual + ")");
+      p.add("/models/image",
+            "missing: an image model folder is needed to make visuals (" + first_visual + ")");
   }
 
   // KPI settings.
   if (j.contains("kpi") && !j["kpi"].is_null() && check::object(j["kpi"], "/kpi", p)) {
     const json& k = j["kpi"];
     check::keys(k, "/kpi", kKpiKeys, p);
-    job.kpi.gpu_price_per_hour = check::number(k, "/kpi", "gpu_price_per_hour", false, p, 0.0).value_or(0.0);
-    job.kpi.cpu_price_per_hour = check::number(k, "/kpi", "cpu_price_per_hour", false, p, 0.0).value_or(0.0);
+    job.kpi.gpu_price_per_hour =
+        check::number(k, "/kpi", "gpu_price_per_hour", false, p, 0.0).value_or(0.0);
+    job.kpi.cpu_price_per_hour =
+        check::number(k, "/kpi", "cpu_price_per_hour", false, p, 0.0).value_or(0.0);
     job.kpi.manual_price_per_hour =
         check::number(k, "/kpi", "manual_price_per_hour", false, p, 0.0).value_or(0.0);
     job.kpi.manual_minutes = minutes(k, "/kpi", "manual_minutes", p);

@@ -37,7 +37,8 @@ InputCheck check_input_file(const fs::path& path, const char* what) {
 
 std::string check_model_dir(const fs::path& path, const char* what) {
   std::error_code ec;
-  if (!fs::is_directory(path, ec)) return std::string(what) + " model folder not found: " + path.string();
+  if (!fs::is_directory(path, ec))
+    return std::string(what) + " model folder not found: " + path.string();
   return {};
 }
 
@@ -70,8 +71,10 @@ json WorkItem::to_json() const {
          {"model", model_dir.string()},
          {"photo", photo.empty() ? json(nullptr) : json(photo.string())},
          {"preset", preset}};
-  if (kind == "caption") j["instruction"] = instruction;
-  else j["prompt"] = prompt;
+  if (kind == "caption")
+    j["instruction"] = instruction;
+  else
+    j["prompt"] = prompt;
   if (kind == "edit") j["source_prompt"] = source_prompt;
   j["inputs"] = inputs;
   return j;
@@ -134,7 +137,7 @@ Plan make_plan(const JobSpec& job) {
         const bool caption = kind == "caption";
         const bool edit = kind == "edit";
         json section = preset.at(caption ? "caption" : "visual");
-        section.erase("seeds");  // the work item's own seed is hashed instead
+        section.erase("seeds");            // the work item's own seed is hashed instead
         if (!edit) section.erase("edit");  // a visual does not depend on the edit settings
 
         for (const auto& variant : job.variants) {
@@ -161,16 +164,16 @@ Plan make_plan(const JobSpec& job) {
             w.model_dir = caption ? job.text_model_path : job.image_model_path;
             json variant_json{{"name", variant.name}};
             if (caption) {
-              w.instruction =
-                  join_with_space(section["instruction"].get<std::string>(), variant.caption_instruction);
+              w.instruction = join_with_space(section["instruction"].get<std::string>(),
+                                              variant.caption_instruction);
               variant_json["caption_instruction"] = variant.caption_instruction;
             } else {
               const std::string base = item.prompt.empty() ? default_prompt(item) : item.prompt;
               w.prompt = variant.prompt_suffix.empty() ? base : base + ", " + variant.prompt_suffix;
               variant_json["prompt_suffix"] = variant.prompt_suffix;
               if (edit)
-                w.source_prompt = item.source_prompt.empty() ? item.name + ", product photo"
-                                                             : item.source_prompt;
+                w.source_prompt =
+                    item.source_prompt.empty() ? item.name + ", product photo" : item.source_prompt;
             }
             w.inputs = json{{"kind", kind},
                             {"item", item_json},
@@ -179,17 +182,22 @@ Plan make_plan(const JobSpec& job) {
                             {"variant", variant_json},
                             {"seed", seed},
                             {"model", fs::path(model).lexically_normal().generic_string()}};
-            if (caption) w.inputs["instruction"] = w.instruction;
-            else w.inputs["prompt"] = w.prompt;
+            if (caption)
+              w.inputs["instruction"] = w.instruction;
+            else
+              w.inputs["prompt"] = w.prompt;
             if (edit) w.inputs["source_prompt"] = w.source_prompt;
             w.id = work_item_id(w.inputs);
             w.output = fs::path(item.id) / channel /
                        (kind + "-" + variant.name + "-s" + std::to_string(seed) +
                         (caption ? ".txt" : ".png"));
             if (edit) w.mask = item.mask_path;
-            if (!photo.error.empty()) w.input_error = photo.error;
-            else if (edit && !mask.error.empty()) w.input_error = mask.error;
-            else w.input_error = caption ? text_model_error : image_model_error;
+            if (!photo.error.empty())
+              w.input_error = photo.error;
+            else if (edit && !mask.error.empty())
+              w.input_error = mask.error;
+            else
+              w.input_error = caption ? text_model_error : image_model_error;
             plan.items.push_back(std::move(w));
           }
         }

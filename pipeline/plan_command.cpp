@@ -23,7 +23,8 @@ struct PlanOptions {
 };
 
 void print_table(const Plan& plan, std::ostream& out) {
-  const std::vector<std::string> head = {"ID", "ITEM", "CHANNEL", "KIND", "VARIANT", "SEED", "OUTPUT"};
+  const std::vector<std::string> head = {"ID",      "ITEM", "CHANNEL", "KIND",
+                                         "VARIANT", "SEED", "OUTPUT"};
   std::vector<std::vector<std::string>> rows;
   for (const auto& w : plan.items)
     rows.push_back({w.id, w.item_id, w.channel, w.kind, w.variant, std::to_string(w.seed),
@@ -61,8 +62,10 @@ int run_plan(const PlanOptions& o) {
   const PresetLibrary presets = PresetLibrary::find(o.presets);
   const JobSpec job = load_job(o.job, presets);
   const Plan plan = make_plan(job);
-  if (o.json) std::cout << plan.to_json().dump(2) << "\n";
-  else print_table(plan, std::cout);
+  if (o.json)
+    std::cout << plan.to_json().dump(2) << "\n";
+  else
+    print_table(plan, std::cout);
   return 0;
 }
 

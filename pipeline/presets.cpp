@@ -20,21 +20,20 @@ namespace {
 const std::vector<std::string> kPresetKeys = {"name", "description", "caption", "visual"};
 const std::vector<std::string> kPatchKeys = {"base", "description", "caption", "visual"};
 const std::vector<std::string> kCaptionKeys = {
-    "instruction", "gen_length", "block_length", "steps",   "drafts", "repair_rounds",
-    "temperature", "sampler",    "threshold",    "rules"};
+    "instruction",   "gen_length",  "block_length", "steps",     "drafts",
+    "repair_rounds", "temperature", "sampler",      "threshold", "rules"};
 const std::vector<std::string> kVisualKeys = {"width",    "height",          "steps", "scheduler",
                                               "guidance", "negative_prompt", "seeds", "edit"};
 // The `edit` stage's settings inside `visual` (image/photo_edit.h says what each does). The
 // inversion names are image::inversion_method_names() (a test checks they agree).
-const std::vector<std::string> kEditKeys = {"inversion", "strength", "mask",          "grow",
-                                            "feather",   "fit",      "outpaint",      "p2p",
+const std::vector<std::string> kEditKeys = {"inversion",     "strength",    "mask",     "grow",
+                                            "feather",       "fit",         "outpaint", "p2p",
                                             "cross_replace", "self_replace"};
 const std::vector<std::string> kInversionNames = {"ddim", "negative-prompt", "null-text", "direct"};
 const std::vector<std::string> kMaskModes = {"auto", "alpha", "grabcut", "none"};
 const std::vector<std::string> kFitModes = {"auto", "crop", "pad"};
 const std::vector<std::string> kP2pModes = {"", "auto", "replace", "refine"};
 const std::vector<std::string> kSamplers = {"llada", "fast-dllm"};
-
 
 // Reads the rules with CaptionRules (the copywriter's own reader) and folds its problems into
 // `p`; returns the normalised rules, or null when invalid. Its message lists the problems as
@@ -168,7 +167,8 @@ void check_visual(const json& v, const std::string& path, bool partial, Problems
                         const std::string& fallback) {
         auto x = check::string(e, ep, key, false, p);
         if (x && std::find(allowed.begin(), allowed.end(), *x) == allowed.end()) {
-          p.add(json_path(ep, key), "found \"" + *x + "\", expected one of: " + join_names(allowed));
+          p.add(json_path(ep, key),
+                "found \"" + *x + "\", expected one of: " + join_names(allowed));
           x.reset();
         }
         return x.value_or(fallback);
@@ -181,13 +181,21 @@ void check_visual(const json& v, const std::string& path, bool partial, Problems
       edit["grow"] = check::integer(e, ep, "grow", false, p, -256, 256).value_or(0);
       edit["feather"] = check::integer(e, ep, "feather", false, p, 0, 512).value_or(8);
       edit["outpaint"] = check::boolean(e, ep, "outpaint", false, p).value_or(true);
-      edit["cross_replace"] = check::number(e, ep, "cross_replace", false, p, 0.0, 1.0).value_or(0.8);
+      edit["cross_replace"] =
+          check::number(e, ep, "cross_replace", false, p, 0.0, 1.0).value_or(0.8);
       edit["self_replace"] = check::number(e, ep, "self_replace", false, p, 0.0, 1.0).value_or(0.4);
     }
   } else {
-    edit = {{"inversion", "negative-prompt"}, {"mask", "auto"}, {"fit", "auto"}, {"p2p", ""},
-            {"strength", 1.0}, {"grow", 0}, {"feather", 8}, {"outpaint", true},
-            {"cross_replace", 0.8}, {"self_replace", 0.4}};
+    edit = {{"inversion", "negative-prompt"},
+            {"mask", "auto"},
+            {"fit", "auto"},
+            {"p2p", ""},
+            {"strength", 1.0},
+            {"grow", 0},
+            {"feather", 8},
+            {"outpaint", true},
+            {"cross_replace", 0.8},
+            {"self_replace", 0.4}};
   }
   if (partial || p.size() != before) return;
   *out = json{{"width", *width},
@@ -239,8 +247,10 @@ json check_channel_preset(const json& j, Problems& p, bool partial) {
   const std::size_t before = p.size();
   check::keys(j, "", partial ? kPatchKeys : kPresetKeys, p);
   std::optional<std::string> name;
-  if (partial) check::name(j, "", "base", false, p);
-  else name = check::name(j, "", "name", true, p);
+  if (partial)
+    check::name(j, "", "base", false, p);
+  else
+    name = check::name(j, "", "name", true, p);
   auto description = check::string(j, "", "description", false, p);
   json caption, visual;
   const bool has_caption = j.contains("caption") && !j["caption"].is_null();
@@ -279,7 +289,8 @@ void check_tier(const json& j, Problems& p) {
 }
 
 json apply_tier(json channel, const json& tier) {
-  if (!tier.is_object() || !tier.contains("overlay") || !tier["overlay"].is_object()) return channel;
+  if (!tier.is_object() || !tier.contains("overlay") || !tier["overlay"].is_object())
+    return channel;
   for (const char* section : {"caption", "visual"}) {
     auto it = tier["overlay"].find(section);
     if (it != tier["overlay"].end() && channel.contains(section) && channel[section].is_object())
@@ -324,7 +335,9 @@ fs::path PresetLibrary::find_dir(const std::string& option) {
                 "pass --presets DIR or set STUDIO_PRESETS");
 }
 
-PresetLibrary PresetLibrary::find(const std::string& option) { return PresetLibrary(find_dir(option)); }
+PresetLibrary PresetLibrary::find(const std::string& option) {
+  return PresetLibrary(find_dir(option));
+}
 
 std::vector<std::string> PresetLibrary::channel_names() const { return stems(dir_ / "channels"); }
 std::vector<std::string> PresetLibrary::tier_names() const { return stems(dir_ / "tiers"); }
@@ -348,16 +361,16 @@ fs::path PresetLibrary::tier_file(const std::string& name) const {
 
 json PresetLibrary::channel(const std::string& name) const {
   if (!has_channel(name))
-    throw ConfigError("unknown channel preset \"" + name + "\" (available: " +
-                          join_names(channel_names()) + ")",
-                      (dir_ / "channels").string(), "use one of the available names");
+    throw ConfigError(
+        "unknown channel preset \"" + name + "\" (available: " + join_names(channel_names()) + ")",
+        (dir_ / "channels").string(), "use one of the available names");
   const fs::path file = channel_file(name);
   const json j = read_json_file(file);
   Problems p;
   json out = check_channel_preset(j, p);
   if (p.empty() && out["name"] != name)
-    p.add("/name", "found " + describe_json(out["name"]) + ", expected \"" + name +
-                       "\" (the file's name)");
+    p.add("/name",
+          "found " + describe_json(out["name"]) + ", expected \"" + name + "\" (the file's name)");
   p.throw_if_any(file.string(), "invalid channel preset");
   return out;
 }
@@ -371,8 +384,8 @@ json PresetLibrary::tier(const std::string& name) const {
   Problems p;
   check_tier(j, p);
   if (p.empty() && j["name"] != name)
-    p.add("/name", "found " + describe_json(j["name"]) + ", expected \"" + name +
-                       "\" (the file's name)");
+    p.add("/name",
+          "found " + describe_json(j["name"]) + ", expected \"" + name + "\" (the file's name)");
   p.throw_if_any(file.string(), "invalid tier");
   if (!j.contains("description") || j["description"].is_null()) j["description"] = "";
   if (!j.contains("overlay") || j["overlay"].is_null()) j["overlay"] = json::object();

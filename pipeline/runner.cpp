@@ -63,7 +63,8 @@ class SignalScope {
   }
 
  private:
-  struct sigaction old_term_ {}, old_int_ {};
+  struct sigaction old_term_ {
+  }, old_int_{};
 };
 
 int64_t peak_rss_bytes() {
@@ -75,18 +76,18 @@ int64_t peak_rss_bytes() {
 // One work item travelling through the graph.
 struct Task {
   const WorkItem* item = nullptr;
-  size_t seq = 0;        // emission order (the sequencer restores it before the journal)
+  size_t seq = 0;  // emission order (the sequencer restores it before the journal)
   int64_t attempt = 1;
   bool failed = false;
   std::string failed_stage, error;
-  double t_admitted = 0;   // entered the graph
-  double t_ready = 0;      // previous stage finished (queue wait of the next = start - ready)
+  double t_admitted = 0;  // entered the graph
+  double t_ready = 0;     // previous stage finished (queue wait of the next = start - ready)
   std::vector<StageEvent> events;
   // Results.
-  std::string text;              // caption
-  at::Tensor image;              // visual: HWC [0, 1]
-  nlohmann::json sidecar;        // provenance
-  std::string parameters;        // visual: A1111 infotext
+  std::string text;        // caption
+  at::Tensor image;        // visual: HWC [0, 1]
+  nlohmann::json sidecar;  // provenance
+  std::string parameters;  // visual: A1111 infotext
   JournalRecord record;
 };
 
@@ -103,7 +104,8 @@ int64_t env_int(const char* name, int64_t fallback) {
   try {
     return std::stoll(v);
   } catch (...) {
-    throw UsageError(std::string("environment variable ") + name + " is not an integer: '" + v + "'");
+    throw UsageError(std::string("environment variable ") + name + " is not an integer: '" + v +
+                     "'");
   }
 }
 
@@ -147,7 +149,8 @@ class Models {
         if (job_.text_model_path.empty())
           throw ConfigError("the job makes captions but names no text model", job_.file.string(),
                             "set \"models\": {\"text\": DIR}");
-        text_ = std::make_unique<TextModel>(TextModel::load(job_.text_model_path, o_.device, o_.dtype));
+        text_ =
+            std::make_unique<TextModel>(TextModel::load(job_.text_model_path, o_.device, o_.dtype));
         text_sha_ = text_->weight_file().empty() ? "" : sha256_file_hex(text_->weight_file());
       } catch (...) {
         text_error_ = std::current_exception();
@@ -269,26 +272,27 @@ void kill_point(const char* point, int64_t n) {
 int run_job(const RunOptions& options) {
   RunOptions o = options;
   resolve_shard(o);
-  if (o.max_in_flight < 1) throw UsageError("--max-in-flight must be at least 1", "--max-in-flight");
+  if (o.max_in_flight < 1)
+    throw UsageError("--max-in-flight must be at least 1", "--max-in-flight");
   if (o.image_batch < 1) throw UsageError("--image-batch must be at least 1", "--image-batch");
   const PresetLibrary presets = PresetLibrary::find(o.presets_dir);
   const JobSpec job = load_job(o.job_file, presets);
   const Plan plan = make_plan(job);
   const fs::path run_dir = plan.output_dir;
   const std::string shard = std::to_string(o.shard_index) + "-of-" + std::to_string(o.shard_count);
-  const std::string run_id = std::getenv("STUDIO_RUN_ID")
-                                 ? std::string(std::getenv("STUDIO_RUN_ID"))
-                                 : sha256_hex(job.name + "\n" + fs::absolute(run_dir).string())
-                                       .substr(0, 12);
+  const std::string run_id =
+      std::getenv("STUDIO_RUN_ID")
+          ? std::string(std::getenv("STUDIO_RUN_ID"))
+          : sha256_hex(job.name + "\n" + fs::absolute(run_dir).string()).substr(0, 12);
 
   const fs::path journal_file = run_dir / "journal" / (shard + ".jsonl");
   const bool resuming = fs::exists(journal_file);
   if (resuming && !o.resume)
-    throw UsageError("this output folder already holds a run of the job (" +
-                         journal_file.string() + ")",
-                     run_dir.string(),
-                     "pass --resume to continue it (finished assets are kept), or set another "
-                     "\"output\" in the job");
+    throw UsageError(
+        "this output folder already holds a run of the job (" + journal_file.string() + ")",
+        run_dir.string(),
+        "pass --resume to continue it (finished assets are kept), or set another "
+        "\"output\" in the job");
   fs::create_directories(run_dir);
   Journal journal(run_dir, shard);
   for (const auto& w : journal.warnings()) std::cerr << "studio run: warning: " << w << "\n";
@@ -338,12 +342,13 @@ int run_job(const RunOptions& options) {
   ledger.write(start);
 
   RunProgress progress(o.progress, int64_t(tasks.size()), int64_t(skipped));
-  std::cerr << fmt::format("studio run {}: {} work item(s) in shard {}, {} already done, {} to make\n",
-                           job.name, in_shard_total, shard, skipped, tasks.size());
+  std::cerr << fmt::format(
+      "studio run {}: {} work item(s) in shard {}, {} already done, {} to make\n", job.name,
+      in_shard_total, shard, skipped, tasks.size());
 
   Models models(job, o);
   const bool gpu = select_device(o.device).is_cuda();  // GPU seconds are counted for GPU stages
-  std::mutex device_mutex;  // GPU stages run one at a time per device
+  std::mutex device_mutex;                             // GPU stages run one at a time per device
   SignalScope signals;
   std::atomic<bool> stopping{false};
   std::atomic<int64_t> recorded{0}, written{0};
@@ -365,8 +370,8 @@ int run_job(const RunOptions& options) {
         std::cerr << "\nstudio run: signal " << g_signal.load()
                   << ": no new work; finishing the items in flight (up to " << o.grace_seconds
                   << " s)\n";
-        const auto deadline = std::chrono::steady_clock::now() +
-                              std::chrono::duration<double>(o.grace_seconds);
+        const auto deadline =
+            std::chrono::steady_clock::now() + std::chrono::duration<double>(o.grace_seconds);
         while (!graph_done.load() && std::chrono::steady_clock::now() < deadline)
           std::this_thread::sleep_for(std::chrono::milliseconds(50));
         if (!graph_done.load()) {
@@ -400,7 +405,8 @@ int run_job(const RunOptions& options) {
   function_node<Task*, Task*> decode(g, unlimited, [&](Task* t) {
     run_stage(*t, "decode", false, [&](StageEvent&) {
       if (!t->item->input_error.empty())
-        throw IoError(t->item->input_error, t->item->item_id, "fix the input and run with --resume");
+        throw IoError(t->item->input_error, t->item->item_id,
+                      "fix the input and run with --resume");
     });
     progress.stage_done("decode", t->failed);
     return t;
@@ -418,7 +424,8 @@ int run_job(const RunOptions& options) {
       std::lock_guard<std::mutex> lock(device_mutex);
       TextModel& m = models.text();
       const WorkItem& w = *t->item;
-      CopyPreset preset = CopyPreset::from_json(w.preset, w.channel, presets.channel_file(w.channel).string(), "/caption");
+      CopyPreset preset = CopyPreset::from_json(
+          w.preset, w.channel, presets.channel_file(w.channel).string(), "/caption");
       preset.instruction = w.instruction;
       CopyOptions co;
       co.seed = uint64_t(w.seed);
@@ -480,8 +487,9 @@ int run_job(const RunOptions& options) {
       r.mask_options.grow = ed.at("grow").get<int>();
       r.mask_options.feather = ed.at("feather").get<int>();
       const std::string fit = ed.at("fit").get<std::string>();
-      r.fit = fit == "crop" ? image::FitMode::kCrop
-                            : fit == "pad" ? image::FitMode::kPad : image::FitMode::kAuto;
+      r.fit = fit == "crop"  ? image::FitMode::kCrop
+              : fit == "pad" ? image::FitMode::kPad
+                             : image::FitMode::kAuto;
       r.outpaint = ed.at("outpaint").get<bool>();
       r.channel_width = v.value("width", 0);
       r.channel_height = v.value("height", 0);
@@ -725,12 +733,15 @@ int run_job(const RunOptions& options) {
       hash_output(run_dir, t->record);
       nlohmann::json side = t->sidecar;
       side["studio_version"] = STUDIO_VERSION;
-      side["job"] = {{"name", job.name}, {"file", fs::absolute(job.file).string()}, {"run_id", run_id}};
+      side["job"] = {
+          {"name", job.name}, {"file", fs::absolute(job.file).string()}, {"run_id", run_id}};
       side["work_item"] = w.to_json();
-      side["output"] = {{"file", t->record.output}, {"sha256", t->record.sha256}, {"bytes", t->record.bytes}};
+      side["output"] = {
+          {"file", t->record.output}, {"sha256", t->record.sha256}, {"bytes", t->record.bytes}};
       nlohmann::json timings = nlohmann::json::array();
       for (const auto& e : t->events)
-        timings.push_back({{"stage", e.stage}, {"seconds", e.compute_s}, {"queue_wait_s", e.queue_wait_s}});
+        timings.push_back(
+            {{"stage", e.stage}, {"seconds", e.compute_s}, {"queue_wait_s", e.queue_wait_s}});
       side["timings"] = timings;
       write_file_atomic(fs::path(out.string() + ".json"), side.dump(2) + "\n");
       kill_point("write", ++written);

@@ -153,7 +153,8 @@ TEST_CASE("job validation names the JSON path of each kind of problem", "[unit][
     j["items"][1]["channels"] = {"instgram-square"};
     const auto ps = problems_of(j);
     INFO(lines(ps));
-    CHECK(has_problem(ps, "/items/1/channels/0", "unknown preset \"instgram-square\" (available: "));
+    CHECK(
+        has_problem(ps, "/items/1/channels/0", "unknown preset \"instgram-square\" (available: "));
     CHECK(has_problem(ps, "/items/1/channels/0", "instagram-square"));
   }
   SECTION("unknown tier") {
@@ -175,13 +176,18 @@ TEST_CASE("job validation names the JSON path of each kind of problem", "[unit][
   }
   SECTION("bad edit settings") {
     json j = base_job();
-    j["presets"]["instagram-square"] = {
-        {"visual", {{"edit", {{"inversion", "magic"}, {"strength", 0}, {"fit", "stretch"},
-                              {"feather", -1}, {"colour", "red"}}}}}};
+    j["presets"]["instagram-square"] = {{"visual",
+                                         {{"edit",
+                                           {{"inversion", "magic"},
+                                            {"strength", 0},
+                                            {"fit", "stretch"},
+                                            {"feather", -1},
+                                            {"colour", "red"}}}}}};
     const auto ps = problems_of(j);
     INFO(lines(ps));
-    CHECK(has_problem(ps, "/presets/instagram-square/visual/edit/inversion",
-                      "found \"magic\", expected one of: ddim, negative-prompt, null-text, direct"));
+    CHECK(
+        has_problem(ps, "/presets/instagram-square/visual/edit/inversion",
+                    "found \"magic\", expected one of: ddim, negative-prompt, null-text, direct"));
     CHECK(has_problem(ps, "/presets/instagram-square/visual/edit/strength", "found 0"));
     CHECK(has_problem(ps, "/presets/instagram-square/visual/edit/fit", "found \"stretch\""));
     CHECK(has_problem(ps, "/presets/instagram-square/visual/edit/feather", "found -1"));
@@ -199,9 +205,9 @@ TEST_CASE("job validation names the JSON path of each kind of problem", "[unit][
     INFO(lines(ps));
     bool found = false;
     for (const auto& p : ps)
-      found = found ||
-              (p.path + ": " + p.message).find("/presets/instagram-square/caption/rules") !=
-                  std::string::npos;
+      found =
+          found || (p.path + ": " + p.message).find("/presets/instagram-square/caption/rules") !=
+                       std::string::npos;
     CHECK(found);
   }
   SECTION("invalid preset override values and an unknown base") {
@@ -235,17 +241,23 @@ TEST_CASE("every problem of a job is reported at once", "[unit][job]") {
     CHECK(e.problems().size() == 6);
     CHECK_THAT(msg, Catch::Contains("invalid job file (6 problems):"));
     CHECK_THAT(msg, Catch::Contains("\n  /items/0/colour: unknown key"));
-    CHECK_THAT(msg, Catch::Contains("\n  /items/1/id: duplicate id \"MUG-001\" (first at /items/0/id)"));
+    CHECK_THAT(msg,
+               Catch::Contains("\n  /items/1/id: duplicate id \"MUG-001\" (first at /items/0/id)"));
     CHECK_THAT(msg, Catch::Contains("\n  /items/1/channels/0: unknown preset \"instgram-square\""));
-    CHECK_THAT(msg, Catch::Contains("\n  /kpi/gpu_price_per_hour: found \"two\", expected a number >= 0"));
-    CHECK_THAT(msg, Catch::Contains("\n  /variants/1/name: duplicate variant \"A\" (first at /variants/0/name)"));
-    CHECK_THAT(msg, Catch::Contains("\n  /defaults/seeds/1: found -1, expected an integer in [0, "));
+    CHECK_THAT(
+        msg, Catch::Contains("\n  /kpi/gpu_price_per_hour: found \"two\", expected a number >= 0"));
+    CHECK_THAT(msg,
+               Catch::Contains(
+                   "\n  /variants/1/name: duplicate variant \"A\" (first at /variants/0/name)"));
+    CHECK_THAT(msg,
+               Catch::Contains("\n  /defaults/seeds/1: found -1, expected an integer in [0, "));
   }
 }
 
 TEST_CASE("a job file with a JSON syntax error names the line", "[unit][job]") {
   const auto dir = temp_dir("job_spec_syntax");
-  write_file(dir / "job.json", "{\n  \"studio_job\": 1,\n  \"name\": \"x\",,\n  \"items\": []\n}\n");
+  write_file(dir / "job.json",
+             "{\n  \"studio_job\": 1,\n  \"name\": \"x\",,\n  \"items\": []\n}\n");
   try {
     load_job(dir / "job.json", shipped_presets());
     FAIL("the job was accepted");
@@ -269,8 +281,8 @@ TEST_CASE("a missing photo or model is an input error of the work items that nee
   for (const auto& w : plan.items) {
     INFO(w.item_id << " " << w.kind << " " << w.input_error);
     if (w.item_id == "BOTTLE-002") {
-      CHECK_THAT(w.input_error, Catch::Contains("photo not found") &&
-                                    Catch::Contains("missing.png"));
+      CHECK_THAT(w.input_error,
+                 Catch::Contains("photo not found") && Catch::Contains("missing.png"));
     } else {
       CHECK(w.input_error.empty());
       CHECK(w.photo_sha256.size() == 64);
@@ -282,8 +294,10 @@ TEST_CASE("a missing photo or model is an input error of the work items that nee
   write_file(dir / "job.json", j.dump());
   const Plan plan2 = make_plan(load_job(dir / "job.json", shipped_presets()));
   for (const auto& w : plan2.items) {
-    if (w.kind == "visual") CHECK_THAT(w.input_error, Catch::Contains("image model folder not found"));
-    else CHECK(w.input_error.empty());
+    if (w.kind == "visual")
+      CHECK_THAT(w.input_error, Catch::Contains("image model folder not found"));
+    else
+      CHECK(w.input_error.empty());
   }
 }
 
@@ -330,8 +344,10 @@ TEST_CASE("work item ids are stable and change only for what changed", "[unit][j
     REQUIRE(a.size() == b.size());
     for (const auto& [key, id] : a) {
       INFO(key);
-      if (key.rfind("BOTTLE-002/", 0) == 0) CHECK(b.at(key) != id);
-      else CHECK(b.at(key) == id);
+      if (key.rfind("BOTTLE-002/", 0) == 0)
+        CHECK(b.at(key) != id);
+      else
+        CHECK(b.at(key) == id);
     }
   }
   SECTION("a preset override of the visual section") {

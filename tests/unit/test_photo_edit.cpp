@@ -7,9 +7,9 @@
 #include <catch2/catch.hpp>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "image/image_io.h"
 #include "image/photo_edit.h"
-#include "core/json_file.h"
 #include "pipeline/job_spec.h"
 #include "pipeline/presets.h"
 #include "tests/support/fixtures.h"
@@ -150,13 +150,14 @@ TEST_CASE("photo edit: bad inputs are clear errors", "[photo_edit]") {
   }
 }
 
-TEST_CASE("studio edit writes the edit, its parameters, sidecar, mask and sheet", "[photo_edit][cli]") {
+TEST_CASE("studio edit writes the edit, its parameters, sidecar, mask and sheet",
+          "[photo_edit][cli]") {
   const fs::path dir = test::temp_dir("photo_edit_cli");
   const image::Image photo = image::read_image(coffee());
   const fs::path mask = write_rect_mask(dir, photo.width, photo.height);
   const std::string model = test::shell_quote((test::fixtures_root() / "sd-tiny").string());
-  const std::string common = "edit --model " + model + " --prompt 'a cup on snow' --steps 3 " +
-                             "--work-pixels 4096 ";
+  const std::string common =
+      "edit --model " + model + " --prompt 'a cup on snow' --steps 3 " + "--work-pixels 4096 ";
   const auto r = test::run_studio(
       common + "--image " + test::shell_quote(coffee().string()) + " --mask " +
       test::shell_quote(mask.string()) + " --size 96x64 --fit crop --source-prompt 'a cup' " +
@@ -178,9 +179,10 @@ TEST_CASE("studio edit writes the edit, its parameters, sidecar, mask and sheet"
   CHECK(image::read_image(dir / "sheet.png").width > photo.width);
 
   // A truncated photo is refused before the model loads; a bad method is a usage error.
-  const auto bad = test::run_studio(common + "--image " +
-                                    test::shell_quote((test::data_root() / "photos" / "truncated.jpg").string()) +
-                                    " --out " + test::shell_quote((dir / "x.png").string()) + " 2>&1");
+  const auto bad = test::run_studio(
+      common + "--image " +
+      test::shell_quote((test::data_root() / "photos" / "truncated.jpg").string()) + " --out " +
+      test::shell_quote((dir / "x.png").string()) + " 2>&1");
   CHECK(bad.exit_code == 1);
   CHECK_THAT(bad.output, Catch::Contains("truncated.jpg"));
   CHECK_THAT(bad.output, !Catch::Contains("loading"));

@@ -29,12 +29,16 @@ fs::path write_job(const fs::path& dir, const std::string& output, bool missing_
   json items = json::array({{{"id", "MUG-001"}, {"name", "Stoneware mug"}, {"facts", {"350 ml"}}},
                             {{"id", "BAG-002"}, {"name", "Canvas tote"}, {"facts", {"cotton"}}}});
   for (int i = 0; i < extra_items; ++i)
-    items.push_back({{"id", "EXTRA-" + std::to_string(i)}, {"name", "Product " + std::to_string(i)}});
+    items.push_back(
+        {{"id", "EXTRA-" + std::to_string(i)}, {"name", "Product " + std::to_string(i)}});
   if (missing_photo)
     items.push_back({{"id", "LAMP-003"}, {"name", "Lamp"}, {"photo", "no-such-photo.png"}});
-  const json rules = {{"min_chars", 0},        {"max_chars", 0},
-                      {"required_words", json::array()}, {"banned_words", json::array()},
-                      {"brand_terms", json::array()},    {"brand_required", false},
+  const json rules = {{"min_chars", 0},
+                      {"max_chars", 0},
+                      {"required_words", json::array()},
+                      {"banned_words", json::array()},
+                      {"brand_terms", json::array()},
+                      {"brand_required", false},
                       {"hashtags", {{"min", 0}, {"max", -1}, {"required", json::array()}}},
                       {"emoji", "allowed"}};
   const json job = {
@@ -42,18 +46,22 @@ fs::path write_job(const fs::path& dir, const std::string& output, bool missing_
       {"name", "runtest"},
       {"output", output},
       {"models",
-       {{"text", text_model.string()},
-        {"image", (test::fixtures_root() / "sd-tiny").string()}}},
+       {{"text", text_model.string()}, {"image", (test::fixtures_root() / "sd-tiny").string()}}},
       {"tier", "draft"},
       {"presets",
        {{"web-banner",
          {{"caption",
-           {{"gen_length", 16}, {"block_length", 16}, {"steps", 4}, {"drafts", 2},
-            {"repair_rounds", 1}, {"rules", rules}}},
+           {{"gen_length", 16},
+            {"block_length", 16},
+            {"steps", 4},
+            {"drafts", 2},
+            {"repair_rounds", 1},
+            {"rules", rules}}},
           {"visual", {{"width", 64}, {"height", 64}, {"steps", 2}, {"scheduler", "ddim"}}}}}}},
       {"defaults", {{"channels", {"web-banner"}}, {"make", {"caption", "visual"}}, {"seeds", {0}}}},
       {"items", items},
-      {"kpi", {{"gpu_price_per_hour", 2.0}, {"manual_minutes", {{"caption", 10}, {"visual", 60}}}}}};
+      {"kpi",
+       {{"gpu_price_per_hour", 2.0}, {"manual_minutes", {{"caption", 10}, {"visual", 60}}}}}};
   const fs::path file = dir / "job.json";
   test::write_file(file, job.dump(2));
   return file;
@@ -88,8 +96,7 @@ std::vector<json> journal_lines(const fs::path& out) {
 test::ProcessResult studio_run(const fs::path& job, const std::string& extra = "",
                                const std::string& env = "") {
   return test::run_command(env + " " + test::shell_quote(test::studio_exe().string()) + " run " +
-                           test::shell_quote(job.string()) + " --progress none " + extra +
-                           " 2>&1");
+                           test::shell_quote(job.string()) + " --progress none " + extra + " 2>&1");
 }
 
 }  // namespace
@@ -257,14 +264,19 @@ TEST_CASE("studio run edits product photos with the job's mask and channel, resu
       {"presets",
        {{"web-banner",
          {{"visual",
-           {{"width", 96}, {"height", 64}, {"steps", 3},
-            {"edit", {{"fit", "crop"}}}}}}}}},
+           {{"width", 96}, {"height", 64}, {"steps", 3}, {"edit", {{"fit", "crop"}}}}}}}}},
       {"defaults", {{"channels", {"web-banner"}}, {"make", {"edit"}}, {"seeds", {0}}}},
-      {"items", {{{"id", "CUP-1"}, {"name", "Espresso cup"}, {"photo", photo.string()},
-                  {"mask", (dir / "mask.png").string()},
-                  {"source_prompt", "an espresso cup"}, {"prompt", "an espresso cup on snow"}},
-                 {{"id", "CUP-2"}, {"name", "Espresso cup"}, {"photo", photo.string()},
-                  {"prompt", "an espresso cup on a beach"}}}}};
+      {"items",
+       {{{"id", "CUP-1"},
+         {"name", "Espresso cup"},
+         {"photo", photo.string()},
+         {"mask", (dir / "mask.png").string()},
+         {"source_prompt", "an espresso cup"},
+         {"prompt", "an espresso cup on snow"}},
+        {{"id", "CUP-2"},
+         {"name", "Espresso cup"},
+         {"photo", photo.string()},
+         {"prompt", "an espresso cup on a beach"}}}}};
   const fs::path file = dir / "job.json";
   test::write_file(file, job.dump(2));
 
@@ -273,12 +285,14 @@ TEST_CASE("studio run edits product photos with the job's mask and channel, resu
   REQUIRE(r.exit_code == 0);
   const auto reference = assets(dir / "out");
   REQUIRE(reference.size() == 2);
-  const json side = read_json_file(dir / "out" / "CUP-1" / "web-banner" / "edit-default-s0.png.json");
+  const json side =
+      read_json_file(dir / "out" / "CUP-1" / "web-banner" / "edit-default-s0.png.json");
   CHECK(side["edit"]["inversion"] == "negative-prompt");
   CHECK(side["edit"]["source_prompt"] == "an espresso cup");
   CHECK(side["edit"]["channel"]["fit"] == "crop");
   CHECK(side["edit"]["mask"]["source"].get<std::string>().find("mask.png") != std::string::npos);
-  const image::Image out = image::read_image(dir / "out" / "CUP-1" / "web-banner" / "edit-default-s0.png");
+  const image::Image out =
+      image::read_image(dir / "out" / "CUP-1" / "web-banner" / "edit-default-s0.png");
   CHECK(out.width == 96);
   CHECK(out.height == 64);
   CHECK(out.metadata.parameters.find("Inversion: negative-prompt") != std::string::npos);
@@ -361,9 +375,10 @@ TEST_CASE("studio run --image-batch makes the assets batch 1 makes, each recorde
       CHECK(side["image"]["unet_calls"] == side["image"]["timesteps"].size());
       worst = std::max(worst, png_max_diff(out / path, one / "out" / path));
     }
-    std::printf("studio run --image-batch 4 (%s): largest batch %lld, max pixel diff vs batch 1 "
-                "%.4f\n",
-                visuals_only ? "visuals only" : "mixed", static_cast<long long>(largest), worst);
+    std::printf(
+        "studio run --image-batch 4 (%s): largest batch %lld, max pixel diff vs batch 1 "
+        "%.4f\n",
+        visuals_only ? "visuals only" : "mixed", static_cast<long long>(largest), worst);
     CHECK(worst <= 2.0 / 255 + 1e-6);  // 8-bit rounding of values ~1e-6 apart
     if (visuals_only) CHECK(largest > 1);
     // The ledger: one done image event per visual, with one image and the batch's share of time.
