@@ -65,6 +65,12 @@ const char* fit_mode_name(FitMode mode) {
   return "?";
 }
 
+FitMode parse_fit_mode(const std::string& name) {
+  for (FitMode m : {FitMode::kCrop, FitMode::kPad, FitMode::kAuto})
+    if (name == fit_mode_name(m)) return m;
+  throw UsageError("unknown fit '" + name + "'", "--fit", "use crop, pad or auto");
+}
+
 PixelRect mask_bounding_box(const at::Tensor& mask_hw) {
   if (!mask_hw.defined() || mask_hw.dim() != 2) {
     throw UsageError("mask_bounding_box expects an [H, W] mask, got " + shape_of(mask_hw), "", "");

@@ -23,6 +23,8 @@ enum class FitMode {
 };
 
 const char* fit_mode_name(FitMode mode);  // "crop", "pad", "auto"
+// The mode of a name fit_mode_name gives; UsageError naming the choices for anything else.
+FitMode parse_fit_mode(const std::string& name);
 
 struct PixelRect {
   int x = 0, y = 0, width = 0, height = 0;

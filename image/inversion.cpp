@@ -19,8 +19,8 @@ double seconds_since(Clock::time_point t0) {
 }
 
 // Guided noise prediction: one batched UNet call on [uncond, cond] when guidance > 1.
-at::Tensor guided_eps(SdPipeline& pipe, const at::Tensor& latents, double t,
-                      const at::Tensor& cond, const at::Tensor& uncond, double guidance) {
+at::Tensor guided_eps(SdPipeline& pipe, const at::Tensor& latents, double t, const at::Tensor& cond,
+                      const at::Tensor& uncond, double guidance) {
   if (guidance <= 1.0 || !uncond.defined()) return pipe.predict_noise(latents, t, cond);
   const at::Tensor eps =
       pipe.predict_noise(at::cat({latents, latents}), t, at::cat({uncond, cond}));
@@ -57,7 +57,8 @@ at::Tensor prepare_keep_mask(const at::Tensor& mask, const at::Tensor& latents, 
 at::Tensor preprocess_for_inversion(const at::Tensor& hwc01, int vae_scale_factor, int width,
                                     int height) {
   if (!hwc01.defined() || hwc01.dim() != 3 || hwc01.size(2) < 1 || hwc01.size(2) > 4)
-    throw UsageError("preprocess_for_inversion expects an [H, W, C] image", "preprocess_for_inversion");
+    throw UsageError("preprocess_for_inversion expects an [H, W, C] image",
+                     "preprocess_for_inversion");
   if (vae_scale_factor < 1 || width < 0 || height < 0)
     throw UsageError("invalid size or VAE scale factor", "preprocess_for_inversion");
   int w = width > 0 ? width : static_cast<int>(hwc01.size(1));
@@ -67,11 +68,13 @@ at::Tensor preprocess_for_inversion(const at::Tensor& hwc01, int vae_scale_facto
   h -= h % vae_scale_factor;
   if (w < vae_scale_factor || h < vae_scale_factor)
     throw UsageError("image size " + std::to_string(w) + "x" + std::to_string(h) +
-                         " is smaller than the VAE scale factor " + std::to_string(vae_scale_factor),
+                         " is smaller than the VAE scale factor " +
+                         std::to_string(vae_scale_factor),
                      "preprocess_for_inversion", "use a larger image or target size");
   at::Tensor x = hwc01;
   if (x.size(2) == 4) x = x.narrow(2, 0, 3);  // PIL's convert("RGB"): alpha dropped
-  if (x.size(0) != h || x.size(1) != w) x = resize_image(x.contiguous(), w, h, ResizeFilter::kLanczos);
+  if (x.size(0) != h || x.size(1) != w)
+    x = resize_image(x.contiguous(), w, h, ResizeFilter::kLanczos);
   return to_model_input(x);
 }
 
@@ -82,10 +85,14 @@ at::Tensor preprocess_for_inversion(const Image& image, int vae_scale_factor, in
 
 const char* inversion_method_name(InversionMethod method) {
   switch (method) {
-    case InversionMethod::kDdim: return "ddim";
-    case InversionMethod::kNegativePrompt: return "negative-prompt";
-    case InversionMethod::kNullText: return "null-text";
-    case InversionMethod::kDirect: return "direct";
+    case InversionMethod::kDdim:
+      return "ddim";
+    case InversionMethod::kNegativePrompt:
+      return "negative-prompt";
+    case InversionMethod::kNullText:
+      return "null-text";
+    case InversionMethod::kDirect:
+      return "direct";
   }
   return "?";
 }
@@ -141,8 +148,7 @@ Inversion invert(SdPipeline& pipe, const at::Tensor& image_nchw, const Inversion
     throw UsageError("null-text needs at least 1 iteration and a positive learning rate",
                      "InversionOptions");
   auto progress = [&](InversionProgress p) {
-    if (o.on_progress && !o.on_progress(p))
-      throw UsageError("inversion cancelled", "invert");
+    if (o.on_progress && !o.on_progress(p)) throw UsageError("inversion cancelled", "invert");
   };
 
   Inversion inv;
@@ -237,6 +243,19 @@ Inversion invert(SdPipeline& pipe, const at::Tensor& image_nchw, const Inversion
   return inv;
 }
 
+at::Tensor unconditional_embedding(const Inversion& inv, std::size_t step) {
+  switch (inv.method) {
+    case InversionMethod::kNegativePrompt:
+      return inv.prompt_embeds;
+    case InversionMethod::kNullText:
+      return step < inv.null_embeds.size() ? inv.null_embeds[step] : inv.uncond_embeds;
+    case InversionMethod::kDdim:
+    case InversionMethod::kDirect:
+      break;
+  }
+  return inv.uncond_embeds;
+}
+
 Regeneration regenerate(SdPipeline& pipe, const Inversion& inv, const RegenerateOptions& o) {
   const auto t0 = Clock::now();
   torch::NoGradGuard no_grad;
@@ -245,8 +264,8 @@ Regeneration regenerate(SdPipeline& pipe, const Inversion& inv, const Regenerate
   if (!(o.strength > 0.0 && o.strength <= 1.0))
     throw UsageError("strength must be in (0, 1], got " + std::to_string(o.strength), "--strength");
   const double g = o.guidance < 0 ? inv.guidance : o.guidance;
-  const at::Tensor cond = o.prompt ? pipe.encode_prompt({*o.prompt}, inv.clip_skip)
-                                   : inv.prompt_embeds;
+  const at::Tensor cond =
+      o.prompt ? pipe.encode_prompt({*o.prompt}, inv.clip_skip) : inv.prompt_embeds;
 
   auto sched = make_reconstruction_scheduler(pipe, inv.steps);
   const auto& ts = sched->timesteps();
@@ -261,15 +280,7 @@ Regeneration regenerate(SdPipeline& pipe, const Inversion& inv, const Regenerate
   Regeneration out;
   const int total = static_cast<int>(ts.size() - begin);
   for (std::size_t i = begin; i < ts.size(); ++i) {
-    at::Tensor uncond;
-    switch (inv.method) {
-      case InversionMethod::kDdim:
-      case InversionMethod::kDirect: uncond = inv.uncond_embeds; break;
-      case InversionMethod::kNegativePrompt: uncond = inv.prompt_embeds; break;
-      case InversionMethod::kNullText:
-        uncond = i < inv.null_embeds.size() ? inv.null_embeds[i] : inv.uncond_embeds;
-        break;
-    }
+    const at::Tensor uncond = unconditional_embedding(inv, i);
     const at::Tensor eps = guided_eps(pipe, latents, ts[i], cond, uncond, g);
     ++out.unet_calls;
     latents = sched->step(eps, i, latents);

@@ -160,6 +160,11 @@ struct Regeneration {
   bool cancelled = false;
 };
 
+// The unconditional embedding the reconstruction uses at denoising step `step` (index into the
+// forward schedule), per method: the negative prompt's (ddim, direct), the source prompt's
+// (negative-prompt), the optimised one of that step (null-text).
+at::Tensor unconditional_embedding(const Inversion& inversion, std::size_t step);
+
 // Regenerates (reconstructs or edits) from an inversion with DDIM (eta 0), using per method the
 // unconditional embedding described at InversionMethod.
 Regeneration regenerate(SdPipeline& pipe, const Inversion& inversion,

@@ -36,13 +36,19 @@ at::Tensor latent_keep(const at::Tensor& mask_hw, int width, int height, int f) 
   return at::max_pool2d(m, {f, f}, {f, f}).squeeze(0).squeeze(0);
 }
 
-// A progress adapter for the inversion / regeneration callbacks.
-struct Progress {
-  const PhotoEditRequest& r;
-  void operator()(const std::string& phase, int step, int total) const {
-    if (r.on_progress) r.on_progress(phase, step, total);
-  }
-};
+// The request's progress callback as the inversion's and the denoising loops' callbacks.
+InversionCallback inversion_progress(const PhotoEditRequest& r, const std::string& prefix) {
+  return [&r, prefix](const InversionProgress& p) {
+    if (r.on_progress) r.on_progress(prefix + p.phase, p.step, p.total);
+    return true;
+  };
+}
+StepCallback step_progress(const PhotoEditRequest& r, const std::string& phase) {
+  return [&r, phase](const StepInfo& s) {
+    if (r.on_progress) r.on_progress(phase, s.step, s.total);
+    return true;
+  };
+}
 
 ProductMask make_mask(const PhotoEditRequest& r, const Image& photo, const std::string& name) {
   const std::string& m = r.mask;
@@ -70,7 +76,6 @@ PhotoEditResult edit_photo(SdPipeline& pipe, const PhotoEditRequest& r) {
   if (r.steps < 1) throw UsageError("steps must be at least 1", "--steps");
   if ((r.channel_width > 0) != (r.channel_height > 0))
     throw UsageError("a channel size needs both width and height", "--size");
-  const Progress progress{r};
 
   ImageReadOptions ro;
   ro.max_pixels = r.max_photo_pixels;
@@ -98,10 +103,7 @@ PhotoEditResult edit_photo(SdPipeline& pipe, const PhotoEditRequest& r) {
   io.steps = r.steps;
   io.method = r.method;
   io.guidance = r.guidance;
-  io.on_progress = [&](const InversionProgress& p) {
-    progress(p.phase, p.step, p.total);
-    return true;
-  };
+  io.on_progress = inversion_progress(r, "");
   const Inversion inv = invert(pipe, x, io);
   out.unet_calls += inv.unet_calls;
 
@@ -114,10 +116,7 @@ PhotoEditResult edit_photo(SdPipeline& pipe, const PhotoEditRequest& r) {
     rg.guidance = r.guidance;
     rg.strength = r.strength;
     rg.keep_mask = keep;
-    rg.on_step = [&](const StepInfo& s) {
-      progress("edit", s.step, s.total);
-      return true;
-    };
+    rg.on_step = step_progress(r, "edit");
     regen = regenerate(pipe, inv, rg);
   } else {
     PromptToPromptOptions po;
@@ -128,10 +127,7 @@ PhotoEditResult edit_photo(SdPipeline& pipe, const PhotoEditRequest& r) {
     po.cross_replace_steps = r.cross_replace;
     po.self_replace_steps = r.self_replace;
     po.keep_mask = keep;
-    po.on_step = [&](const StepInfo& s) {
-      progress("edit", s.step, s.total);
-      return true;
-    };
+    po.on_step = step_progress(r, "edit");
     regen = prompt_to_prompt(pipe, inv, po);
   }
   out.unet_calls += regen.unet_calls;
@@ -143,13 +139,15 @@ PhotoEditResult edit_photo(SdPipeline& pipe, const PhotoEditRequest& r) {
   out.edited = out.has_mask ? composite(out.photo, edited, out.mask.soft) : edited;
   out.output = out.edited;
 
+  bool outpainted = false;
   if (r.channel_width > 0) {
     out.fit = fit_to_channel(out.edited, out.has_mask ? out.mask.hard : at::Tensor(),
                              r.channel_width, r.channel_height, r.fit);
     out.fitted = true;
     out.output = out.fit.pixels;
     const bool has_fill = out.fit.fill.defined() && out.fit.fill.max().item<float>() > 0;
-    if (has_fill && r.outpaint) {
+    outpainted = has_fill && r.outpaint;
+    if (outpainted) {
       // Outpaint the padding: invert the padded picture, regenerate with everything but the new
       // pixels kept in latent space, then put the kept pixels back exactly (feathered seam).
       const int cw = r.channel_width, ch = r.channel_height;
@@ -161,19 +159,13 @@ PhotoEditResult edit_photo(SdPipeline& pipe, const PhotoEditRequest& r) {
       oo.steps = r.steps;
       oo.method = InversionMethod::kNegativePrompt;
       oo.guidance = r.guidance;
-      oo.on_progress = [&](const InversionProgress& p) {
-        progress("outpaint-invert", p.step, p.total);
-        return true;
-      };
+      oo.on_progress = inversion_progress(r, "outpaint-");
       const Inversion pinv =
           invert(pipe, preprocess_for_inversion(resize_image(out.output, ow, oh), f), oo);
       RegenerateOptions pg;
       pg.guidance = r.guidance;
       pg.keep_mask = 1 - latent_keep(fill, ow, oh, f);
-      pg.on_step = [&](const StepInfo& s) {
-        progress("outpaint", s.step, s.total);
-        return true;
-      };
+      pg.on_step = step_progress(r, "outpaint");
       const Regeneration pr = regenerate(pipe, pinv, pg);
       out.unet_calls += pinv.unet_calls + pr.unet_calls;
       at::Tensor painted = pr.images[0];
@@ -213,8 +205,7 @@ PhotoEditResult edit_photo(SdPipeline& pipe, const PhotoEditRequest& r) {
     out.parameters["channel"] = {{"size", {r.channel_width, r.channel_height}},
                                  {"fit", fit_mode_name(out.fit.mode)},
                                  {"fell_back", out.fit.fell_back},
-                                 {"outpainted", r.outpaint && out.fit.fill.defined() &&
-                                                    out.fit.fill.max().item<float>() > 0},
+                                 {"outpainted", outpainted},
                                  {"description", out.fit.description}};
   return out;
 }

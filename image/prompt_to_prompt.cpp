@@ -51,10 +51,10 @@ at::Tensor prepare_keep_mask(const at::Tensor& mask, const at::Tensor& latents, 
 
 void check_fraction(double v, const char* name) {
   if (!(v >= 0.0 && v <= 1.0))
-    throw UsageError(std::string(name) + " must be a fraction of the steps in [0, 1], got " +
-                         std::to_string(v),
-                     std::string("PromptToPromptOptions::") + name,
-                     "0 disables the injection, 1 injects at every step");
+    throw UsageError(
+        std::string(name) + " must be a fraction of the steps in [0, 1], got " + std::to_string(v),
+        std::string("PromptToPromptOptions::") + name,
+        "0 disables the injection, 1 injects at every step");
 }
 
 }  // namespace
@@ -106,9 +106,12 @@ at::Tensor PromptToPromptController::on_attention(const at::Tensor& probs, bool 
 
 const char* prompt_to_prompt_mode_name(PromptToPromptMode mode) {
   switch (mode) {
-    case PromptToPromptMode::kAuto: return "auto";
-    case PromptToPromptMode::kReplace: return "replace";
-    case PromptToPromptMode::kRefine: return "refine";
+    case PromptToPromptMode::kAuto:
+      return "auto";
+    case PromptToPromptMode::kReplace:
+      return "replace";
+    case PromptToPromptMode::kRefine:
+      return "refine";
   }
   return "?";
 }
@@ -207,7 +210,7 @@ Regeneration prompt_to_prompt(SdPipeline& pipe, const Inversion& inv,
                      "PromptToPromptOptions::self_replace_max_queries");
 
   // Token alignment and re-weighting over the text encoder's sequence.
-  const ClipTokenizer tok = ClipTokenizer::load(find_component(pipe.checkpoint(), "tokenizer").dir);
+  const ClipTokenizer& tok = pipe.tokenizer();
   const std::size_t max_len = static_cast<std::size_t>(inv.prompt_embeds.size(1));
   const TokenAlignment align = align_prompts(tok, inv.prompt, o.prompt, max_len);
   PromptToPromptMode mode = o.mode;
@@ -229,9 +232,9 @@ Regeneration prompt_to_prompt(SdPipeline& pipe, const Inversion& inv,
                          "PromptToPromptOptions::reweight");
       const auto pos = word_token_positions(tok, o.prompt, r.word, max_len);
       if (pos.empty())
-        throw UsageError("re-weight word \"" + r.word + "\" is not in the edited prompt \"" +
-                             o.prompt + "\"",
-                         "PromptToPromptOptions::reweight", "name a word of the edited prompt");
+        throw UsageError(
+            "re-weight word \"" + r.word + "\" is not in the edited prompt \"" + o.prompt + "\"",
+            "PromptToPromptOptions::reweight", "name a word of the edited prompt");
       for (int64_t p : pos) scale[static_cast<std::size_t>(p)] = static_cast<float>(r.scale);
     }
   }
@@ -275,15 +278,7 @@ Regeneration prompt_to_prompt(SdPipeline& pipe, const Inversion& inv,
   for (std::size_t i = begin; i < ts.size(); ++i) {
     const int k = static_cast<int>(i - begin);
     control.set_injection(k < cross_steps, k < self_steps);
-    at::Tensor uncond;
-    switch (inv.method) {
-      case InversionMethod::kDdim:
-      case InversionMethod::kDirect: uncond = inv.uncond_embeds; break;
-      case InversionMethod::kNegativePrompt: uncond = inv.prompt_embeds; break;
-      case InversionMethod::kNullText:
-        uncond = i < inv.null_embeds.size() ? inv.null_embeds[i] : inv.uncond_embeds;
-        break;
-    }
+    at::Tensor uncond = unconditional_embedding(inv, i);
     at::Tensor eps;
     if (cfg) {
       uncond = uncond.to(cond_src.device(), cond_src.scalar_type());
@@ -307,7 +302,8 @@ Regeneration prompt_to_prompt(SdPipeline& pipe, const Inversion& inv,
         case DirectTargetCorrection::kInversionStep:
           tgt = on_traj + (tgt - inv.direct_steps[i]);
           break;
-        case DirectTargetCorrection::kNone: break;
+        case DirectTargetCorrection::kNone:
+          break;
       }
       latents = at::cat({on_traj, tgt});
     }

@@ -64,6 +64,7 @@ std::unique_ptr<SdPipeline> SdPipeline::load(const std::filesystem::path& dir,
   return p;
 }
 
+const ClipTokenizer& SdPipeline::tokenizer() const { return *impl_->tokenizer; }
 const std::filesystem::path& SdPipeline::path() const { return impl_->path; }
 const CheckpointInfo& SdPipeline::checkpoint() const { return impl_->checkpoint; }
 const nlohmann::json& SdPipeline::scheduler_config() const { return impl_->scheduler_config; }

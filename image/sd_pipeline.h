@@ -17,6 +17,10 @@
 #include "core/checkpoint.h"
 #include "core/scheduler.h"
 
+namespace studio {
+class ClipTokenizer;
+}
+
 namespace studio::image {
 
 // Called after every scheduler step; return false to cancel the run.
@@ -97,6 +101,8 @@ class SdPipeline {
   c10::Device device() const;
   c10::ScalarType dtype() const;
   int64_t latent_channels() const;
+  // The pipeline's CLIP tokenizer (prompt alignment for Prompt-to-Prompt).
+  const ClipTokenizer& tokenizer() const;
 
  private:
   SdPipeline();

@@ -57,13 +57,6 @@ struct EditOptions {
   bool no_sidecar = false;
 };
 
-image::FitMode parse_fit(const std::string& s) {
-  if (s == "crop") return image::FitMode::kCrop;
-  if (s == "pad") return image::FitMode::kPad;
-  if (s == "auto") return image::FitMode::kAuto;
-  throw UsageError("unknown fit '" + s + "'", "--fit", "use crop, pad or auto");
-}
-
 void check_output_path(const fs::path& out, const char* option) {
   const std::string ext = out.extension().string();
   if (ext != ".png" && ext != ".jpg" && ext != ".jpeg" && ext != ".webp" && ext != ".tif" &&
@@ -96,7 +89,7 @@ int run_edit(const EditOptions& o) {
   r.mask_options.grow = o.grow;
   r.mask_options.feather = o.feather;
   r.work_pixels = o.work_pixels;
-  r.fit = parse_fit(o.fit);
+  r.fit = image::parse_fit_mode(o.fit);
   r.outpaint = !o.no_outpaint;
   r.steps = 50;
   r.guidance = 7.5;

@@ -157,45 +157,31 @@ void check_visual(const json& v, const std::string& path, bool partial, Problems
   auto guidance = check::number(v, path, "guidance", false, p, 0.0, 50.0);
   auto negative = check::string(v, path, "negative_prompt", false, p);
   auto seeds = check::integers(v, path, "seeds", false, p, 0, kMaxJsonSeed);
+  // The edit settings, defaults filled in (an absent or null "edit" is an empty one).
   json edit = json::object();
-  if (v.contains("edit") && !v["edit"].is_null()) {
-    const std::string ep = json_path(path, "edit");
-    const json& e = v["edit"];
-    if (check::object(e, ep, p)) {
-      check::keys(e, ep, kEditKeys, p);
-      auto one_of = [&](const char* key, const std::vector<std::string>& allowed,
-                        const std::string& fallback) {
-        auto x = check::string(e, ep, key, false, p);
-        if (x && std::find(allowed.begin(), allowed.end(), *x) == allowed.end()) {
-          p.add(json_path(ep, key),
-                "found \"" + *x + "\", expected one of: " + join_names(allowed));
-          x.reset();
-        }
-        return x.value_or(fallback);
-      };
-      edit["inversion"] = one_of("inversion", kInversionNames, "negative-prompt");
-      edit["mask"] = one_of("mask", kMaskModes, "auto");
-      edit["fit"] = one_of("fit", kFitModes, "auto");
-      edit["p2p"] = one_of("p2p", kP2pModes, "");
-      edit["strength"] = check::number(e, ep, "strength", false, p, 0.0, 1.0, true).value_or(1.0);
-      edit["grow"] = check::integer(e, ep, "grow", false, p, -256, 256).value_or(0);
-      edit["feather"] = check::integer(e, ep, "feather", false, p, 0, 512).value_or(8);
-      edit["outpaint"] = check::boolean(e, ep, "outpaint", false, p).value_or(true);
-      edit["cross_replace"] =
-          check::number(e, ep, "cross_replace", false, p, 0.0, 1.0).value_or(0.8);
-      edit["self_replace"] = check::number(e, ep, "self_replace", false, p, 0.0, 1.0).value_or(0.4);
-    }
-  } else {
-    edit = {{"inversion", "negative-prompt"},
-            {"mask", "auto"},
-            {"fit", "auto"},
-            {"p2p", ""},
-            {"strength", 1.0},
-            {"grow", 0},
-            {"feather", 8},
-            {"outpaint", true},
-            {"cross_replace", 0.8},
-            {"self_replace", 0.4}};
+  const std::string ep = json_path(path, "edit");
+  const json e = v.contains("edit") && !v["edit"].is_null() ? v["edit"] : json::object();
+  if (check::object(e, ep, p)) {
+    check::keys(e, ep, kEditKeys, p);
+    auto one_of = [&](const char* key, const std::vector<std::string>& allowed,
+                      const std::string& fallback) {
+      auto x = check::string(e, ep, key, false, p);
+      if (x && std::find(allowed.begin(), allowed.end(), *x) == allowed.end()) {
+        p.add(json_path(ep, key), "found \"" + *x + "\", expected one of: " + join_names(allowed));
+        x.reset();
+      }
+      return x.value_or(fallback);
+    };
+    edit["inversion"] = one_of("inversion", kInversionNames, "negative-prompt");
+    edit["mask"] = one_of("mask", kMaskModes, "auto");
+    edit["fit"] = one_of("fit", kFitModes, "auto");
+    edit["p2p"] = one_of("p2p", kP2pModes, "");
+    edit["strength"] = check::number(e, ep, "strength", false, p, 0.0, 1.0, true).value_or(1.0);
+    edit["grow"] = check::integer(e, ep, "grow", false, p, -256, 256).value_or(0);
+    edit["feather"] = check::integer(e, ep, "feather", false, p, 0, 512).value_or(8);
+    edit["outpaint"] = check::boolean(e, ep, "outpaint", false, p).value_or(true);
+    edit["cross_replace"] = check::number(e, ep, "cross_replace", false, p, 0.0, 1.0).value_or(0.8);
+    edit["self_replace"] = check::number(e, ep, "self_replace", false, p, 0.0, 1.0).value_or(0.4);
   }
   if (partial || p.size() != before) return;
   *out = json{{"width", *width},

@@ -486,10 +486,7 @@ int run_job(const RunOptions& options) {
       r.mask = w.mask.empty() ? ed.at("mask").get<std::string>() : w.mask.string();
       r.mask_options.grow = ed.at("grow").get<int>();
       r.mask_options.feather = ed.at("feather").get<int>();
-      const std::string fit = ed.at("fit").get<std::string>();
-      r.fit = fit == "crop"  ? image::FitMode::kCrop
-              : fit == "pad" ? image::FitMode::kPad
-                             : image::FitMode::kAuto;
+      r.fit = image::parse_fit_mode(ed.at("fit").get<std::string>());
       r.outpaint = ed.at("outpaint").get<bool>();
       r.channel_width = v.value("width", 0);
       r.channel_height = v.value("height", 0);
