@@ -218,6 +218,9 @@ void add_bench_command(CLI::App& app, CommandAction* action) {
 #endif
   add_bench_text_command(*bench, action);
   add_bench_run_command(*bench, action);
+#ifdef STUDIO_HAVE_MESH
+  add_bench_mesh_command(*bench, action);
+#endif
 }
 
 }  // namespace studio

@@ -31,6 +31,12 @@ int run_cli(int argc, char** argv) {
   add_plan_command(app, &action);
   add_presets_command(app, &action);
   add_kpi_command(app, &action);
+#ifdef STUDIO_HAVE_MESH
+  add_mesh_command(app, &action);
+#endif
+#ifdef STUDIO_HAVE_VIDEO
+  add_video_command(app, &action);
+#endif
 
   try {
     app.parse(argc, argv);

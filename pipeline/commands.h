@@ -29,5 +29,18 @@ void add_run_command(CLI::App& app, CommandAction* action);   // `run` (runner.h
 void add_plan_command(CLI::App& app, CommandAction* action);
 void add_presets_command(CLI::App& app, CommandAction* action);
 void add_kpi_command(CLI::App& app, CommandAction* action);  // `kpi merge|report` (kpi_command.cpp)
+#ifdef STUDIO_HAVE_MESH
+// `studio mesh info|convert|render|check` (mesh_command.cpp), in builds with STUDIO_WITH_MESH.
+void add_mesh_command(CLI::App& app, CommandAction* action);
+// `studio mesh generate` (mesh_generate_command.cpp): Point-E text/embedding -> GLB, added to the
+// `mesh` command by add_mesh_command.
+void add_mesh_generate_command(CLI::App& mesh, CommandAction* action);
+// `studio bench mesh` (bench_mesh_command.cpp): Point-E stage timings at the real model sizes.
+void add_bench_mesh_command(CLI::App& bench, CommandAction* action);
+#endif
+#ifdef STUDIO_HAVE_VIDEO
+// `studio video probe|transcode` (video_command.cpp), in builds with STUDIO_WITH_VIDEO.
+void add_video_command(CLI::App& app, CommandAction* action);
+#endif
 
 }  // namespace studio

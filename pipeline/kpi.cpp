@@ -157,9 +157,12 @@ StageEvent StageEvent::from_json(const json& j) {
 }
 
 json RunEvent::to_json() const {
-  return json{{"type", "run"},       {"run_id", run_id},
-              {"shard", shard},      {"event", event},
-              {"t", t},              {"restart_count", restart_count},
+  return json{{"type", "run"},
+              {"run_id", run_id},
+              {"shard", shard},
+              {"event", event},
+              {"t", t},
+              {"restart_count", restart_count},
               {"items_total", items_total}};
 }
 
@@ -222,8 +225,8 @@ Ledger read_ledger(const fs::path& run_dir) {
         else if (type == "run")
           l.runs.push_back(RunEvent::from_json(line.value));
         else
-          l.warnings.push_back(
-              fmt::format("{}:{}: skipped a line of unknown type \"{}\"", f.string(), line.line, type));
+          l.warnings.push_back(fmt::format("{}:{}: skipped a line of unknown type \"{}\"",
+                                           f.string(), line.line, type));
       } catch (const FormatError& e) {
         throw_bad_jsonl_line(f, line.line, e.what_failed());
       }
@@ -240,7 +243,8 @@ KpiConfig read_run_config(const fs::path& run_dir) {
   std::ifstream in(file);
   json j = json::parse(in, nullptr, false);
   if (j.is_discarded() || !j.is_object())
-    throw ConfigError("not a JSON object", file.string(), "the runner writes run.json; rerun or fix it");
+    throw ConfigError("not a JSON object", file.string(),
+                      "the runner writes run.json; rerun or fix it");
   try {
     c.run_id = str(j, "run_id");
     c.job_name = str(j, "job_name");
@@ -256,18 +260,21 @@ KpiConfig read_run_config(const fs::path& run_dir) {
         if (!k[key].is_object()) throw FormatError(fmt::format("\"kpi.{}\" is not an object", key));
         auto& m = std::string(key) == "manual_minutes" ? c.manual_minutes : c.review_minutes;
         for (const auto& [kind, v] : k[key].items()) {
-          if (!v.is_number()) throw FormatError(fmt::format("\"kpi.{}.{}\" is not a number", key, kind));
+          if (!v.is_number())
+            throw FormatError(fmt::format("\"kpi.{}.{}\" is not a number", key, kind));
           m[kind] = v.get<double>();
         }
       }
     }
   } catch (const FormatError& e) {
-    throw ConfigError(e.what_failed(), file.string(), "the runner writes run.json from the job's kpi section");
+    throw ConfigError(e.what_failed(), file.string(),
+                      "the runner writes run.json from the job's kpi section");
   }
   return c;
 }
 
-std::vector<ReviewVerdict> read_reviews(const fs::path& run_dir, std::vector<std::string>* warnings) {
+std::vector<ReviewVerdict> read_reviews(const fs::path& run_dir,
+                                        std::vector<std::string>* warnings) {
   const fs::path file = run_dir / "review.jsonl";
   std::vector<ReviewVerdict> out;
   for (const auto& line : read_jsonl(file, /*repair=*/false, warnings)) {
@@ -276,7 +283,8 @@ std::vector<ReviewVerdict> read_reviews(const fs::path& run_dir, std::vector<std
       ReviewVerdict r;
       r.work_id = str(line.value, "work_id");
       r.output = str(line.value, "output");
-      if (r.work_id.empty() && r.output.empty()) throw FormatError("needs \"work_id\" or \"output\"");
+      if (r.work_id.empty() && r.output.empty())
+        throw FormatError("needs \"work_id\" or \"output\"");
       r.verdict = str(line.value, "verdict", true);
       if (r.verdict != "accept" && r.verdict != "reject")
         throw FormatError("\"verdict\" must be accept or reject, found \"" + r.verdict + "\"");
@@ -284,10 +292,11 @@ std::vector<ReviewVerdict> read_reviews(const fs::path& run_dir, std::vector<std
       r.note = str(line.value, "note");
       out.push_back(std::move(r));
     } catch (const FormatError& e) {
-      throw FormatError(fmt::format("line {} is not a valid review: {}", line.line, e.what_failed()),
-                        fmt::format("{}:{}", file.string(), line.line),
-                        "each line: {\"work_id\" or \"output\", \"verdict\": \"accept\"|\"reject\", "
-                        "\"reviewer\", \"note\"}");
+      throw FormatError(
+          fmt::format("line {} is not a valid review: {}", line.line, e.what_failed()),
+          fmt::format("{}:{}", file.string(), line.line),
+          "each line: {\"work_id\" or \"output\", \"verdict\": \"accept\"|\"reject\", "
+          "\"reviewer\", \"note\"}");
     }
   }
   return out;
@@ -318,7 +327,8 @@ Quantiles quantiles(std::vector<double> v) {
 }
 
 double Yield::copy_fpy() const {
-  return first_pass_n ? static_cast<double>(first_pass_ok) / static_cast<double>(first_pass_n) : kNaN;
+  return first_pass_n ? static_cast<double>(first_pass_ok) / static_cast<double>(first_pass_n)
+                      : kNaN;
 }
 double Yield::review_fpy() const {
   return reviewed ? static_cast<double>(accepted) / static_cast<double>(reviewed) : kNaN;
@@ -384,11 +394,13 @@ KpiSummary compute_kpis(const Ledger& ledger, const KpiConfig& config,
     } else if (r.event == "resumed") {
       ++s.resumes;
       auto it = shard_first_resume.find(r.shard);
-      shard_first_resume[r.shard] = it == shard_first_resume.end() ? r.t : std::min(it->second, r.t);
+      shard_first_resume[r.shard] =
+          it == shard_first_resume.end() ? r.t : std::min(it->second, r.t);
     } else if (r.event == "interrupted") {
       ++s.interruptions;
     }
     s.max_restart_count = std::max(s.max_restart_count, r.restart_count);
+    if ((r.event == "start" || r.event == "resumed") && r.restart_count > 0) ++s.preemptions;
   }
   for (const auto& e : events) {
     run_start = std::min(run_start, e.t_start);
@@ -436,9 +448,8 @@ KpiSummary compute_kpis(const Ledger& ledger, const KpiConfig& config,
   for (const auto& e : events) by_item[e.work_id].push_back(&e);
   std::map<std::string, StageTotals> stages;
   for (auto& [id, evs] : by_item) {
-    std::stable_sort(evs.begin(), evs.end(), [](const StageEvent* a, const StageEvent* b) {
-      return a->t_end < b->t_end;
-    });
+    std::stable_sort(evs.begin(), evs.end(),
+                     [](const StageEvent* a, const StageEvent* b) { return a->t_end < b->t_end; });
     ItemKpi it;
     const StageEvent& first = *evs.front();
     it.work_id = id;
@@ -572,7 +583,8 @@ KpiSummary compute_kpis(const Ledger& ledger, const KpiConfig& config,
   s.turnaround = quantiles(turnaround);
   s.latency = quantiles(latency);
   for (auto& [k, v] : turnaround_by_kind) s.turnaround_by_kind[k] = quantiles(v);
-  s.throughput_per_hour = s.makespan_s > 0 ? static_cast<double>(s.assets) * 3600.0 / s.makespan_s : 0;
+  s.throughput_per_hour =
+      s.makespan_s > 0 ? static_cast<double>(s.assets) * 3600.0 / s.makespan_s : 0;
   s.cost_per_asset = s.assets ? s.cost_total / static_cast<double>(s.assets) : kNaN;
   s.hours_replaced = s.manual_hours - s.review_hours;
   auto finish = [&](std::map<std::string, GroupKpi>& m, const std::string& prefix,
@@ -599,8 +611,9 @@ KpiSummary compute_kpis(const fs::path& run_dir) {
     throw IoError("no such run folder", run_dir.string(), "pass the output folder of `studio run`");
   Ledger ledger = read_ledger(run_dir);
   if (ledger.files == 0)
-    throw IoError("the run folder has no ledger (ledger/*.jsonl)", run_dir.string(),
-                  "pass the output folder of `studio run`, or `studio kpi merge` shard folders first");
+    throw IoError(
+        "the run folder has no ledger (ledger/*.jsonl)", run_dir.string(),
+        "pass the output folder of `studio run`, or `studio kpi merge` shard folders first");
   const KpiConfig config = read_run_config(run_dir);
   std::vector<std::string> warnings;
   const auto reviews = read_reviews(run_dir, &warnings);
@@ -617,13 +630,20 @@ KpiSummary compute_kpis(const fs::path& run_dir) {
 
 json KpiSummary::to_json() const {
   auto q = [](const Quantiles& x) {
-    return json{{"n", x.n},           {"mean", nan_null(x.mean)}, {"p50", nan_null(x.p50)},
-                {"p90", nan_null(x.p90)}, {"min", nan_null(x.min)},   {"max", nan_null(x.max)}};
+    return json{{"n", x.n},
+                {"mean", nan_null(x.mean)},
+                {"p50", nan_null(x.p50)},
+                {"p90", nan_null(x.p90)},
+                {"min", nan_null(x.min)},
+                {"max", nan_null(x.max)}};
   };
   auto y = [](const Yield& x) {
-    return json{{"first_pass_n", x.first_pass_n}, {"first_pass_ok", x.first_pass_ok},
-                {"copy_fpy", nan_null(x.copy_fpy())}, {"reviewed", x.reviewed},
-                {"accepted", x.accepted},         {"review_fpy", nan_null(x.review_fpy())}};
+    return json{{"first_pass_n", x.first_pass_n},
+                {"first_pass_ok", x.first_pass_ok},
+                {"copy_fpy", nan_null(x.copy_fpy())},
+                {"reviewed", x.reviewed},
+                {"accepted", x.accepted},
+                {"review_fpy", nan_null(x.review_fpy())}};
   };
   auto groups = [&](const std::vector<GroupKpi>& gs) {
     json a = json::array();
@@ -642,59 +662,68 @@ json KpiSummary::to_json() const {
   };
   json stages_j = json::array();
   for (const auto& st : stages)
-    stages_j.push_back({{"stage", st.stage},       {"events", st.events},
-                        {"failed", st.failed},     {"queue_wait_s", st.queue_wait_s},
-                        {"compute_s", st.compute_s}, {"gpu_s", st.gpu_s}});
+    stages_j.push_back({{"stage", st.stage},
+                        {"events", st.events},
+                        {"failed", st.failed},
+                        {"queue_wait_s", st.queue_wait_s},
+                        {"compute_s", st.compute_s},
+                        {"gpu_s", st.gpu_s}});
   json failures = json::array();
   for (const auto& it : items)
     if (it.status == "failed")
-      failures.push_back({{"work_id", it.work_id}, {"item", it.item}, {"kind", it.kind},
-                          {"channel", it.channel}, {"variant", it.variant},
-                          {"stage", it.failed_stage}, {"error", it.error},
+      failures.push_back({{"work_id", it.work_id},
+                          {"item", it.item},
+                          {"kind", it.kind},
+                          {"channel", it.channel},
+                          {"variant", it.variant},
+                          {"stage", it.failed_stage},
+                          {"error", it.error},
                           {"attempts", it.attempts}});
   json by_kind_t = json::object();
   for (const auto& [k, v] : turnaround_by_kind) by_kind_t[k] = q(v);
-  return json{
-      {"run_id", config.run_id},
-      {"job_name", config.job_name},
-      {"work_items", work_items},
-      {"assets", assets},
-      {"failed", failed},
-      {"incomplete", incomplete},
-      {"retried", retried},
-      {"retried_ok", retried_ok},
-      {"run_start", run_start},
-      {"run_end", run_end},
-      {"makespan_s", makespan_s},
-      {"throughput_per_hour", throughput_per_hour},
-      {"turnaround_s", q(turnaround)},
-      {"turnaround_s_by_kind", by_kind_t},
-      {"latency_s", q(latency)},
-      {"stages", stages_j},
-      {"compute_s", compute_s},
-      {"gpu_s", gpu_s},
-      {"cost_total", cost_total},
-      {"cost_per_asset", nan_null(cost_per_asset)},
-      {"prices", {{"gpu_price_per_hour", config.gpu_price_per_hour},
-                  {"cpu_price_per_hour", config.cpu_price_per_hour},
-                  {"manual_price_per_hour", config.manual_price_per_hour}}},
-      {"manual_hours", manual_hours},
-      {"review_hours", review_hours},
-      {"hours_replaced", hours_replaced},
-      {"yield", y(yield)},
-      {"by_channel", groups(by_channel)},
-      {"by_variant", groups(by_variant)},
-      {"by_kind", groups(by_kind)},
-      {"failures", failures},
-      {"restarts", {{"interruptions", interruptions},
-                    {"resumes", resumes},
-                    {"max_restart_count", max_restart_count},
-                    {"recovered_items", recovered},
-                    {"downtime_s", downtime_s},
-                    {"redone_s", redone_s},
-                    {"time_lost_s", time_lost_s},
-                    {"cost_redone", cost_redone}}},
-      {"warnings", warnings}};
+  return json{{"run_id", config.run_id},
+              {"job_name", config.job_name},
+              {"work_items", work_items},
+              {"assets", assets},
+              {"failed", failed},
+              {"incomplete", incomplete},
+              {"retried", retried},
+              {"retried_ok", retried_ok},
+              {"run_start", run_start},
+              {"run_end", run_end},
+              {"makespan_s", makespan_s},
+              {"throughput_per_hour", throughput_per_hour},
+              {"turnaround_s", q(turnaround)},
+              {"turnaround_s_by_kind", by_kind_t},
+              {"latency_s", q(latency)},
+              {"stages", stages_j},
+              {"compute_s", compute_s},
+              {"gpu_s", gpu_s},
+              {"cost_total", cost_total},
+              {"cost_per_asset", nan_null(cost_per_asset)},
+              {"prices",
+               {{"gpu_price_per_hour", config.gpu_price_per_hour},
+                {"cpu_price_per_hour", config.cpu_price_per_hour},
+                {"manual_price_per_hour", config.manual_price_per_hour}}},
+              {"manual_hours", manual_hours},
+              {"review_hours", review_hours},
+              {"hours_replaced", hours_replaced},
+              {"yield", y(yield)},
+              {"by_channel", groups(by_channel)},
+              {"by_variant", groups(by_variant)},
+              {"by_kind", groups(by_kind)},
+              {"failures", failures},
+              {"restarts",
+               {{"preemptions", preemptions},
+                {"interruptions", interruptions},
+                {"resumes", resumes},
+                {"max_restart_count", max_restart_count},
+                {"recovered_items", recovered},
+                {"downtime_s", downtime_s},
+                {"redone_s", redone_s},
+                {"time_lost_s", time_lost_s},
+                {"cost_redone", cost_redone}}},
+              {"warnings", warnings}};
 }
 
 // --- merging ---------------------------------------------------------------------------------
@@ -712,8 +741,9 @@ MergeResult merge_runs(const std::vector<fs::path>& run_dirs, const fs::path& ou
   }
   for (const auto& f : jsonl_files(out_dir / "ledger"))
     if (f.filename() != "merged.jsonl")
-      throw UsageError("the --out folder already holds a ledger shard (" + f.filename().string() + ")",
-                       out_dir.string(), "merge into a new or empty folder");
+      throw UsageError(
+          "the --out folder already holds a ledger shard (" + f.filename().string() + ")",
+          out_dir.string(), "merge into a new or empty folder");
 
   MergeResult res;
   std::vector<StageEvent> stages;
@@ -762,12 +792,14 @@ MergeResult merge_runs(const std::vector<fs::path>& run_dirs, const fs::path& ou
   std::map<std::string, std::size_t> last;
   for (std::size_t i = 0; i < journal.size(); ++i) {
     const auto it = last.find(journal[i].work_id);
-    if (it == last.end() || journal[i].time >= journal[it->second].time) last[journal[i].work_id] = i;
+    if (it == last.end() || journal[i].time >= journal[it->second].time)
+      last[journal[i].work_id] = i;
   }
   std::vector<const JournalRecord*> jkept;
   for (const auto& [id, i] : last) jkept.push_back(&journal[i]);
-  std::stable_sort(jkept.begin(), jkept.end(),
-                   [](const JournalRecord* a, const JournalRecord* b) { return a->time < b->time; });
+  std::stable_sort(jkept.begin(), jkept.end(), [](const JournalRecord* a, const JournalRecord* b) {
+    return a->time < b->time;
+  });
   std::string journal_text;
   for (const auto* r : jkept) journal_text += r->to_json().dump() + "\n";
   res.journal = out_dir / "journal" / "merged.jsonl";
@@ -785,7 +817,8 @@ MergeResult merge_runs(const std::vector<fs::path>& run_dirs, const fs::path& ou
       write_file_atomic(out_dir / "run.json", j.dump(2) + "\n");
     }
   }
-  if (review) fs::copy_file(*review, out_dir / "review.jsonl", fs::copy_options::overwrite_existing);
+  if (review)
+    fs::copy_file(*review, out_dir / "review.jsonl", fs::copy_options::overwrite_existing);
   return res;
 }
 
@@ -796,12 +829,23 @@ std::string html_escape(const std::string& s) {
   out.reserve(s.size());
   for (const char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -853,8 +897,8 @@ struct Series {
 
 // Horizontal grouped bars: one group per label, one bar per series, one scale.
 std::string svg_hbars(const std::vector<std::string>& labels, const std::vector<Series>& series,
-                      const std::function<std::string(double)>& format, int w = 640,
-                      int left = 170, bool hide_zero = false) {
+                      const std::function<std::string(double)>& format, int w = 640, int left = 170,
+                      bool hide_zero = false) {
   if (labels.empty()) return "<p class=\"none\">no data</p>";
   const int right = 90, bar = 14, gap = 10;
   const int legend = series.size() > 1 ? 22 : 0;
@@ -871,10 +915,12 @@ std::string svg_hbars(const std::vector<std::string>& labels, const std::vector<
       w, h, w, h);
   if (legend)
     for (std::size_t k = 0; k < series.size(); ++k) {
-      const int x = left + static_cast<int>(k) * std::min(150, (w - left) / static_cast<int>(series.size()));
-      o += fmt::format("<rect x=\"{}\" y=\"4\" width=\"12\" height=\"12\" fill=\"{}\"/>"
-                       "<text x=\"{}\" y=\"14\">{}</text>",
-                       x, kColors[k % 5], x + 16, html_escape(series[k].name));
+      const int x =
+          left + static_cast<int>(k) * std::min(150, (w - left) / static_cast<int>(series.size()));
+      o += fmt::format(
+          "<rect x=\"{}\" y=\"4\" width=\"12\" height=\"12\" fill=\"{}\"/>"
+          "<text x=\"{}\" y=\"14\">{}</text>",
+          x, kColors[k % 5], x + 16, html_escape(series[k].name));
     }
   for (std::size_t i = 0; i < labels.size(); ++i) {
     const int y0 = legend + static_cast<int>(i) * group_h;
@@ -892,16 +938,17 @@ std::string svg_hbars(const std::vector<std::string>& labels, const std::vector<
       const int y = y0 + static_cast<int>(k) * bar;
       if (hide_zero && v == 0) continue;  // keeps sparse charts readable
       if (!std::isfinite(v)) {
-        o += fmt::format("<text x=\"{}\" y=\"{}\" class=\"muted\">n/a</text>", left + 4, y + bar - 3);
+        o += fmt::format("<text x=\"{}\" y=\"{}\" class=\"muted\">n/a</text>", left + 4,
+                         y + bar - 3);
         continue;
       }
       const double bw = std::max(0.0, v / max * (w - left - right));
-      o += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{:.1f}\" height=\"{}\" fill=\"{}\">"
-                       "<title>{}: {}</title></rect>"
-                       "<text x=\"{:.1f}\" y=\"{}\">{}</text>",
-                       left, y + 1, bw, bar - 2, kColors[k % 5],
-                       html_escape(series[k].name), html_escape(format(v)), left + bw + 4,
-                       y + bar - 3, html_escape(format(v)));
+      o += fmt::format(
+          "<rect x=\"{}\" y=\"{}\" width=\"{:.1f}\" height=\"{}\" fill=\"{}\">"
+          "<title>{}: {}</title></rect>"
+          "<text x=\"{:.1f}\" y=\"{}\">{}</text>",
+          left, y + 1, bw, bar - 2, kColors[k % 5], html_escape(series[k].name),
+          html_escape(format(v)), left + bw + 4, y + bar - 3, html_escape(format(v)));
     }
   }
   return o + "</svg>";
@@ -912,9 +959,8 @@ std::string svg_histogram(const std::vector<double>& values) {
   if (values.empty()) return "<p class=\"none\">no finished assets</p>";
   const double lo = *std::min_element(values.begin(), values.end());
   const double hi = *std::max_element(values.begin(), values.end());
-  const std::size_t bins =
-      std::min<std::size_t>(12, std::max<std::size_t>(1, static_cast<std::size_t>(
-                                                              std::ceil(std::sqrt(values.size())))));
+  const std::size_t bins = std::min<std::size_t>(
+      12, std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(std::sqrt(values.size())))));
   const double width = hi > lo ? (hi - lo) / static_cast<double>(bins) : 1.0;
   std::vector<std::size_t> counts(bins, 0);
   for (double v : values) {
@@ -930,29 +976,32 @@ std::string svg_histogram(const std::vector<double>& values) {
       w, h, w, h);
   o += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" class=\"axis\"/>", left,
                    h - bottom, w - 10, h - bottom);
-  o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 4, top + 8, cmax);
+  o +=
+      fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 4, top + 8, cmax);
   o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>", left - 4, h - bottom);
   for (std::size_t b = 0; b < bins; ++b) {
-    const double bh = static_cast<double>(counts[b]) / static_cast<double>(cmax) * (h - bottom - top);
+    const double bh =
+        static_cast<double>(counts[b]) / static_cast<double>(cmax) * (h - bottom - top);
     const double x = left + static_cast<double>(b) * bw;
     const double from = lo + width * static_cast<double>(b);
-    o += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\">"
-                     "<title>{} – {}: {} assets</title></rect>",
-                     x + 1, h - bottom - bh, bw - 2, bh, kColors[0],
-                     html_escape(fmt_duration(from)), html_escape(fmt_duration(from + width)),
-                     counts[b]);
+    o += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\">"
+        "<title>{} – {}: {} assets</title></rect>",
+        x + 1, h - bottom - bh, bw - 2, bh, kColors[0], html_escape(fmt_duration(from)),
+        html_escape(fmt_duration(from + width)), counts[b]);
     if (counts[b])
       o += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>",
                        x + bw / 2, h - bottom - bh - 3, counts[b]);
     if (bins <= 8 || b % 2 == 0)
-      o += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>", x, h - bottom + 14,
-                       html_escape(fmt_duration(from)));
+      o += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>", x,
+                       h - bottom + 14, html_escape(fmt_duration(from)));
   }
   o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", w - 10, h - bottom + 14,
                    html_escape(fmt_duration(hi)));
-  o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" class=\"muted\">turnaround "
-                   "(from the run's start)</text>",
-                   (w + left) / 2, h - 4);
+  o += fmt::format(
+      "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" class=\"muted\">turnaround "
+      "(from the run's start)</text>",
+      (w + left) / 2, h - 4);
   return o + "</svg>";
 }
 
@@ -975,19 +1024,22 @@ std::string svg_cumulative(std::vector<double> t, double makespan) {
       "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
       "viewBox=\"0 0 {} {}\" role=\"img\">",
       w, h, w, h);
-  o += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" class=\"axis\"/>"
-                   "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" class=\"axis\"/>",
-                   left, h - bottom, w - right, h - bottom, left, top, left, h - bottom);
+  o += fmt::format(
+      "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" class=\"axis\"/>"
+      "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" class=\"axis\"/>",
+      left, h - bottom, w - right, h - bottom, left, top, left, h - bottom);
   o += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>", pts,
                    kColors[0]);
-  o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 4, top + 8, t.size());
+  o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 4, top + 8,
+                   t.size());
   o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>", left - 4, h - bottom);
   o += fmt::format("<text x=\"{}\" y=\"{}\">0</text>", left, h - bottom + 14);
-  o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", w - right, h - bottom + 14,
-                   html_escape(fmt_duration(tmax)));
-  o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" class=\"muted\">time since the "
-                   "run's start</text>",
-                   (w + left) / 2, h - 4);
+  o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", w - right,
+                   h - bottom + 14, html_escape(fmt_duration(tmax)));
+  o += fmt::format(
+      "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" class=\"muted\">time since the "
+      "run's start</text>",
+      (w + left) / 2, h - 4);
   return o + "</svg>";
 }
 
@@ -1006,8 +1058,8 @@ std::string render_kpi_csv(const KpiSummary& s) {
     o += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                      csv_field(it.work_id), csv_field(it.item), csv_field(it.kind),
                      csv_field(it.channel), csv_field(it.variant), it.seed, it.status,
-                     done ? csv_num(it.turnaround_s) : "", csv_num(it.compute_s),
-                     csv_num(it.gpu_s), csv_num(it.cost, 6), it.nfe, it.tokens, csv_num(it.ttft_s, 4),
+                     done ? csv_num(it.turnaround_s) : "", csv_num(it.compute_s), csv_num(it.gpu_s),
+                     csv_num(it.cost, 6), it.nfe, it.tokens, csv_num(it.ttft_s, 4),
                      csv_num(it.tpot_s, 5), it.rounds,
                      it.first_pass ? (*it.first_pass ? "true" : "false") : "", it.review,
                      done ? csv_num(it.latency_s) : "", it.attempts, csv_field(it.failed_stage),
@@ -1019,17 +1071,18 @@ std::string render_kpi_csv(const KpiSummary& s) {
 std::string render_kpi_headline(const KpiSummary& s) {
   std::string manual;
   if (s.config.manual_price_per_hour > 0 && s.assets)
-    manual = fmt::format(" (manual: {} per asset)",
-                         fmt_money(s.manual_hours * s.config.manual_price_per_hour /
-                                   static_cast<double>(s.assets)));
+    manual = fmt::format(
+        " (manual: {} per asset)",
+        fmt_money(s.manual_hours * s.config.manual_price_per_hour / static_cast<double>(s.assets)));
   else if (s.assets)
     manual = fmt::format(" (manual: {:.1f} min per asset)",
                          s.manual_hours * 60 / static_cast<double>(s.assets));
   std::string o;
   o += fmt::format("run {}{}\n", s.config.run_id.empty() ? "(no id)" : s.config.run_id,
                    s.config.job_name.empty() ? "" : " - " + s.config.job_name);
-  o += fmt::format("assets             {} of {} work items ({} failed, {} incomplete, {} retried)\n",
-                   s.assets, s.work_items, s.failed, s.incomplete, s.retried);
+  o +=
+      fmt::format("assets             {} of {} work items ({} failed, {} incomplete, {} retried)\n",
+                  s.assets, s.work_items, s.failed, s.incomplete, s.retried);
   o += fmt::format("makespan           {}\n", fmt_duration(s.makespan_s));
   o += fmt::format("throughput         {:.1f} assets/hour\n", s.throughput_per_hour);
   o += fmt::format("turnaround         p50 {}, p90 {}\n", fmt_duration(s.turnaround.p50),
@@ -1041,9 +1094,11 @@ std::string render_kpi_headline(const KpiSummary& s) {
                    manual, fmt_money(s.cost_total));
   o += fmt::format("hours replaced     {:.2f} h ({:.2f} h manual - {:.2f} h review)\n",
                    s.hours_replaced, s.manual_hours, s.review_hours);
-  if (s.resumes || s.interruptions)
-    o += fmt::format("restarts           {} resumed, {} interrupted, {} items recovered, {} lost\n",
-                     s.resumes, s.interruptions, s.recovered, fmt_duration(s.time_lost_s));
+  if (s.resumes || s.interruptions || s.preemptions)
+    o += fmt::format(
+        "restarts           {} preempted/requeued, {} resumed, {} interrupted, {} items recovered, "
+        "{} lost\n",
+        s.preemptions, s.resumes, s.interruptions, s.recovered, fmt_duration(s.time_lost_s));
   return o;
 }
 
@@ -1053,7 +1108,9 @@ std::string render_kpi_html(const KpiSummary& s) {
       "studio KPI report" + (s.config.job_name.empty() ? std::string() : " - " + s.config.job_name);
   o += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-       "<title>" + html_escape(title) + "</title>\n<style>\n"
+       "<title>" +
+       html_escape(title) +
+       "</title>\n<style>\n"
        "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;"
        "margin:24px auto;max-width:1000px;color:#222;padding:0 16px}\n"
        "h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px "
@@ -1087,7 +1144,8 @@ std::string render_kpi_html(const KpiSummary& s) {
   row("Assets finished", fmt::format("{} of {} work items", s.assets, s.work_items));
   row("Makespan", fmt_duration(s.makespan_s));
   row("Throughput", fmt::format("{:.1f} assets/hour", s.throughput_per_hour));
-  row("Turnaround p50 / p90", fmt_duration(s.turnaround.p50) + " / " + fmt_duration(s.turnaround.p90));
+  row("Turnaround p50 / p90",
+      fmt_duration(s.turnaround.p50) + " / " + fmt_duration(s.turnaround.p90));
   row("First-pass yield (copywriter checks)",
       fmt::format("{} ({} of {})", fmt_pct(s.yield.copy_fpy()), s.yield.first_pass_ok,
                   s.yield.first_pass_n));
@@ -1095,18 +1153,19 @@ std::string render_kpi_html(const KpiSummary& s) {
       fmt::format("{} ({} of {} reviewed)", fmt_pct(s.yield.review_fpy()), s.yield.accepted,
                   s.yield.reviewed));
   row("Cost per asset", fmt_money(s.cost_per_asset) + " (manual baseline: " + manual_cost + ")");
-  row("Total cost", fmt_money(s.cost_total) +
-                        fmt::format(" ({:.2f} GPU h at {}/h, CPU at {}/h)", s.gpu_s / 3600,
-                                    fmt_money(s.config.gpu_price_per_hour),
-                                    fmt_money(s.config.cpu_price_per_hour)));
+  row("Total cost",
+      fmt_money(s.cost_total) + fmt::format(" ({:.2f} GPU h at {}/h, CPU at {}/h)", s.gpu_s / 3600,
+                                            fmt_money(s.config.gpu_price_per_hour),
+                                            fmt_money(s.config.cpu_price_per_hour)));
   row("Manual hours replaced", fmt::format("{:.2f} h ({:.2f} h manual work - {:.2f} h review)",
                                            s.hours_replaced, s.manual_hours, s.review_hours));
   row("Failures", fmt::format("{} failed, {} incomplete; {} retried ({} then finished)", s.failed,
                               s.incomplete, s.retried, s.retried_ok));
-  row("Restarts", fmt::format("{} resumed, {} interrupted; {} items recovered; {} lost ({} down, {} "
-                              "redone)",
-                              s.resumes, s.interruptions, s.recovered, fmt_duration(s.time_lost_s),
-                              fmt_duration(s.downtime_s), fmt_duration(s.redone_s)));
+  row("Restarts", fmt::format("{} preempted or requeued by the cluster, {} resumed, {} "
+                              "interrupted; {} items recovered; {} lost ({} down, {} redone)",
+                              s.preemptions, s.resumes, s.interruptions, s.recovered,
+                              fmt_duration(s.time_lost_s), fmt_duration(s.downtime_s),
+                              fmt_duration(s.redone_s)));
   o += "</table>\n";
 
   // Charts.
@@ -1130,8 +1189,9 @@ std::string render_kpi_html(const KpiSummary& s) {
       gpu.values.push_back(st.gpu_s);
     }
     o += "<h2>Time per stage (seconds, summed over work items)</h2>\n" +
-         svg_hbars(labels, {compute, queue, gpu}, [](double v) { return fmt_duration(v); }, 640, 170,
-                   /*hide_zero=*/true);
+         svg_hbars(
+             labels, {compute, queue, gpu}, [](double v) { return fmt_duration(v); }, 640, 170,
+             /*hide_zero=*/true);
   }
   {
     std::vector<std::string> labels;
@@ -1181,10 +1241,11 @@ std::string render_kpi_html(const KpiSummary& s) {
     Series fpy{"FPY copywriter", {}}, rfpy{"FPY review", {}};
     Series turnaround{"mean turnaround", {}}, cost{"mean cost", {}};
     for (const auto& g : s.by_variant) {
-      o += "<tr>" + td(g.name) + td(std::to_string(g.items), true) + td(std::to_string(g.assets), true) +
-           td(std::to_string(g.failed), true) + td(fmt_pct(g.yield.copy_fpy()), true) +
-           td(fmt_pct(g.yield.review_fpy()), true) + td(fmt_duration(g.mean_turnaround_s), true) +
-           td(fmt_money(g.mean_cost), true) + "</tr>\n";
+      o += "<tr>" + td(g.name) + td(std::to_string(g.items), true) +
+           td(std::to_string(g.assets), true) + td(std::to_string(g.failed), true) +
+           td(fmt_pct(g.yield.copy_fpy()), true) + td(fmt_pct(g.yield.review_fpy()), true) +
+           td(fmt_duration(g.mean_turnaround_s), true) + td(fmt_money(g.mean_cost), true) +
+           "</tr>\n";
       labels.push_back(g.name.empty() ? "(none)" : g.name);
       fpy.values.push_back(g.yield.copy_fpy() * 100);
       rfpy.values.push_back(g.yield.review_fpy() * 100);
@@ -1192,11 +1253,14 @@ std::string render_kpi_html(const KpiSummary& s) {
       cost.values.push_back(g.mean_cost);
     }
     o += "</table>\n<div class=\"grid\"><div><h3>First-pass yield</h3>" +
-         svg_hbars(labels, {fpy, rfpy}, [](double v) { return fmt::format("{:.0f}%", v); }, 330, 70) +
+         svg_hbars(
+             labels, {fpy, rfpy}, [](double v) { return fmt::format("{:.0f}%", v); }, 330, 70) +
          "</div><div><h3>Mean turnaround</h3>" +
-         svg_hbars(labels, {turnaround}, [](double v) { return fmt_duration(v); }, 330, 70) +
+         svg_hbars(
+             labels, {turnaround}, [](double v) { return fmt_duration(v); }, 330, 70) +
          "</div><div><h3>Mean cost per asset</h3>" +
-         svg_hbars(labels, {cost}, [](double v) { return fmt_money(v); }, 330, 70) +
+         svg_hbars(
+             labels, {cost}, [](double v) { return fmt_money(v); }, 330, 70) +
          "</div></div>\n";
   }
 
@@ -1221,7 +1285,8 @@ std::string render_kpi_html(const KpiSummary& s) {
     for (const auto& w : s.warnings) o += "<li>" + html_escape(w) + "</li>\n";
     o += "</ul>\n";
   }
-  o += "<p class=\"muted\">Definitions: docs/kpi.md. Per-asset numbers: kpi.csv.</p>\n</body></html>\n";
+  o += "<p class=\"muted\">Definitions: docs/kpi.md. Per-asset numbers: "
+       "kpi.csv.</p>\n</body></html>\n";
   return o;
 }
 

@@ -1,7 +1,7 @@
 // KPIs of a run: the ledger (RUN_DIR/ledger/<shard>.jsonl, one JSON line per work item and stage,
 // plus run start/stop/resume lines), its merge across shards, and the summary behind
-// `studio kpi report` (turnaround, throughput, first-pass yield, cost, hours replaced, A/B, restarts)
-// with its CSV and self-contained HTML report. Formats and formulas: docs/kpi.md.
+// `studio kpi report` (turnaround, throughput, first-pass yield, cost, hours replaced, A/B,
+// restarts) with its CSV and self-contained HTML report. Formats and formulas: docs/kpi.md.
 #pragma once
 
 #include <cstddef>
@@ -137,8 +137,8 @@ struct StageTotals {
 struct Yield {
   std::size_t first_pass_n = 0, first_pass_ok = 0;  // copywriter: items with first_pass set
   std::size_t reviewed = 0, accepted = 0;           // human review of assets
-  double copy_fpy() const;    // NaN when first_pass_n == 0
-  double review_fpy() const;  // NaN when reviewed == 0
+  double copy_fpy() const;                          // NaN when first_pass_n == 0
+  double review_fpy() const;                        // NaN when reviewed == 0
 };
 
 struct GroupKpi {
@@ -162,8 +162,9 @@ struct KpiSummary {
   double manual_hours = 0, review_hours = 0, hours_replaced = 0;
   Yield yield;
   std::vector<GroupKpi> by_channel, by_variant, by_kind;
-  // Restarts.
-  std::size_t interruptions = 0, resumes = 0, recovered = 0;
+  // Restarts. preemptions: shard starts the cluster made (SLURM_RESTART_COUNT > 0: a requeue after
+  // preemption, `scontrol requeue`, a time-limit self-requeue or a node failure).
+  std::size_t interruptions = 0, resumes = 0, recovered = 0, preemptions = 0;
   int64_t max_restart_count = 0;
   double downtime_s = 0, redone_s = 0, time_lost_s = 0, cost_redone = 0;
   std::vector<std::string> warnings;

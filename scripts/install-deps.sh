@@ -12,6 +12,8 @@ PACKAGES=(
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg
   libassimp-dev libtbb-dev
   catch2
+  # the cluster tests' private single-node Slurm (scripts/local-slurm.sh)
+  slurmctld slurmd slurm-client munge
 )
 
 missing=()

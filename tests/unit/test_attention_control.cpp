@@ -26,7 +26,7 @@ struct Recorder : AttentionController {
 
 }  // namespace
 
-TEST_CASE("attention control: identity controller leaves the layer unchanged; replacement applies",
+TEST_CASE("attention control: identity controller leaves the layer unchanged, replacement applies",
           "[attention_control]") {
   torch::manual_seed(3);
   AttentionOptions ao;

@@ -53,7 +53,7 @@ TEST_CASE("count_chars counts code points", "[unit][text][caption_rules]") {
   CHECK(count_chars("\xf0\x9f\x87\xab\xf0\x9f\x87\xb7") == 2);  // a flag is two code points
 }
 
-TEST_CASE("no rules, no violations; empty() tells", "[unit][text][caption_rules]") {
+TEST_CASE("no rules, no violations, empty() tells", "[unit][text][caption_rules]") {
   CaptionRules rules;
   CHECK(rules.empty());
   CHECK(check_caption(kCafe, rules).empty());

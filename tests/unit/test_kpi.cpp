@@ -15,10 +15,10 @@
 #include "tests/support/process.h"
 
 using namespace studio;
+using Catch::Detail::Approx;
 using studio::test::read_file;
 using studio::test::temp_dir;
 using studio::test::write_file;
-using Catch::Detail::Approx;
 namespace fs = std::filesystem;
 
 namespace {
@@ -124,8 +124,8 @@ void check_totals(const KpiSummary& s) {
   CHECK(s.incomplete == 0);
   CHECK(s.makespan_s == Approx(80));
   CHECK(s.throughput_per_hour == Approx(180));  // 4 assets in 80 s
-  CHECK(s.turnaround.p50 == Approx(35));         // (24 + 46) / 2
-  CHECK(s.turnaround.p90 == Approx(69.8));       // 46 + 0.7 * (80 - 46)
+  CHECK(s.turnaround.p50 == Approx(35));        // (24 + 46) / 2
+  CHECK(s.turnaround.p90 == Approx(69.8));      // 46 + 0.7 * (80 - 46)
   CHECK(s.turnaround.mean == Approx(40.5));
   CHECK(s.turnaround_by_kind.at("caption").p50 == Approx(18));
   CHECK(s.turnaround_by_kind.at("visual").p90 == Approx(76.6));
@@ -224,8 +224,10 @@ TEST_CASE("kpi: hand-checkable KPIs of a synthetic run", "[unit][kpi]") {
 }
 
 TEST_CASE("kpi: merging 3 shard ledgers gives the totals of one ledger", "[unit][kpi]") {
-  const fs::path single = make_run("kpi_merge_single", {"0-of-1", "0-of-1", "0-of-1", "0-of-1", "0-of-1"});
-  const fs::path sharded = make_run("kpi_merge_shards", {"0-of-3", "1-of-3", "2-of-3", "0-of-3", "1-of-3"});
+  const fs::path single =
+      make_run("kpi_merge_single", {"0-of-1", "0-of-1", "0-of-1", "0-of-1", "0-of-1"});
+  const fs::path sharded =
+      make_run("kpi_merge_shards", {"0-of-3", "1-of-3", "2-of-3", "0-of-3", "1-of-3"});
   CHECK(read_ledger(sharded).files == 3);
   const KpiSummary direct = compute_kpis(sharded);  // several shard files in one folder
   check_totals(direct);
@@ -291,6 +293,8 @@ TEST_CASE("kpi: restarts, recovered items and time lost", "[unit][kpi]") {
   CHECK(s.assets == 2);
   CHECK(s.resumes == 1);
   CHECK(s.max_restart_count == 1);
+  CHECK(s.preemptions == 1);  // the resumed start carries SLURM_RESTART_COUNT=1
+  CHECK(s.to_json()["restarts"]["preemptions"] == 1);
   CHECK(s.recovered == 1);  // b
   CHECK(s.downtime_s == Approx(80));
   CHECK(s.redone_s == Approx(9));
@@ -323,11 +327,12 @@ TEST_CASE("kpi: report files, escaped HTML with SVG charts", "[unit][kpi]") {
   CHECK(html.find("http://") == html.find("http://www.w3.org/2000/svg"));  // only the SVG namespace
   CHECK(html.find("https://") == std::string::npos);
   std::size_t svgs = 0;
-  for (std::size_t p = html.find("<svg"); p != std::string::npos; p = html.find("<svg", p + 1)) ++svgs;
+  for (std::size_t p = html.find("<svg"); p != std::string::npos; p = html.find("<svg", p + 1))
+    ++svgs;
   CHECK(svgs >= 7);  // histogram, cumulative, stages, cost, FPY, 3 × A/B
-  for (const char* title : {"Turnaround distribution", "Time per stage", "Cumulative assets",
-                            "manual baseline", "First-pass yield by preset", "A/B variants",
-                            "Failures"})
+  for (const char* title :
+       {"Turnaround distribution", "Time per stage", "Cumulative assets", "manual baseline",
+        "First-pass yield by preset", "A/B variants", "Failures"})
     CHECK_THAT(html, Catch::Contains(title));
 
   CHECK(csv.rfind("work_id,item,kind,channel,variant,seed,status,turnaround_s,compute_s,gpu_s,cost,"
@@ -335,14 +340,16 @@ TEST_CASE("kpi: report files, escaped HTML with SVG charts", "[unit][kpi]") {
                   0) == 0);
   CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 6);
   CHECK_THAT(csv, Catch::Contains("a1,item-a1,caption,web,A,1,done,12.000"));
-  CHECK_THAT(render_kpi_headline(s), Catch::Contains("assets") && Catch::Contains("180.0 assets/hour"));
+  CHECK_THAT(render_kpi_headline(s),
+             Catch::Contains("assets") && Catch::Contains("180.0 assets/hour"));
 }
 
-TEST_CASE("kpi: a ledger with a corrupt middle line is an error; no ledger is an error",
+TEST_CASE("kpi: a ledger with a corrupt middle line is an error, no ledger is an error",
           "[unit][kpi]") {
   const fs::path run = temp_dir("kpi_corrupt");
-  write_file(run / "ledger" / "0-of-1.jsonl", "{\"type\":\"run\",\"event\":\"start\",\"t\":1}\nnope\n"
-                                              "{\"type\":\"run\",\"event\":\"stop\",\"t\":2}\n");
+  write_file(run / "ledger" / "0-of-1.jsonl",
+             "{\"type\":\"run\",\"event\":\"start\",\"t\":1}\nnope\n"
+             "{\"type\":\"run\",\"event\":\"stop\",\"t\":2}\n");
   CHECK_THROWS_AS(compute_kpis(run), FormatError);
   CHECK_THROWS_AS(compute_kpis(temp_dir("kpi_empty")), IoError);
 }
@@ -355,7 +362,8 @@ TEST_CASE("kpi: ledger appends from threads stay whole lines", "[unit][kpi]") {
     for (int t = 0; t < 4; ++t)
       threads.emplace_back([&w, t] {
         for (int i = 0; i < 50; ++i) {
-          auto e = ev("t" + std::to_string(t) + "-" + std::to_string(i), "visual", "web", "A", "write", 0, 1, 1, 0);
+          auto e = ev("t" + std::to_string(t) + "-" + std::to_string(i), "visual", "web", "A",
+                      "write", 0, 1, 1, 0);
           e.error = std::string(5000, 'x');
           w.write(e);
         }

@@ -81,7 +81,7 @@ TEST_CASE("photo edit: the product's pixels stay exactly as photographed", "[pho
         inside.sum().item<int64_t>());
 }
 
-TEST_CASE("photo edit: channel sizes are exact; padding is outpainted", "[photo_edit]") {
+TEST_CASE("photo edit: channel sizes are exact, padding is outpainted", "[photo_edit]") {
   const fs::path dir = test::temp_dir("photo_edit_channel");
   const image::Image photo = image::read_image(coffee());
   image::PhotoEditRequest r = small_request(coffee());

@@ -91,7 +91,8 @@ TEST_CASE("prompt-to-prompt aligns the edited prompt's tokens to the source's", 
   const ClipTokenizer tok = tiny_tokenizer();
   SECTION("words added: aligned columns map through, new tokens keep their own") {
     // [bos a photo of a red mug eos] -> [bos a photo of a red mug on snow eos]
-    const auto a = image::align_prompts(tok, "a photo of a red mug", "a photo of a red mug on snow");
+    const auto a =
+        image::align_prompts(tok, "a photo of a red mug", "a photo of a red mug on snow");
     REQUIRE(a.source_length == 8);
     REQUIRE(a.target_length == 10);
     CHECK(a.aligned == 8);
@@ -182,8 +183,8 @@ TEST_CASE("prompt-to-prompt rejects bad options", "[unit][p2p]") {
 TEST_CASE("prompt-to-prompt: an identity edit is the source row and reconstructs like regenerate",
           "[unit][p2p]") {
   Fixture& f = Fixture::get();
-  for (InversionMethod m : {InversionMethod::kDdim, InversionMethod::kNullText,
-                            InversionMethod::kDirect}) {
+  for (InversionMethod m :
+       {InversionMethod::kDdim, InversionMethod::kNullText, InversionMethod::kDirect}) {
     const image::Inversion& inv = f.inversion(m);
     INFO("method " << image::inversion_method_name(m));
     image::PromptToPromptOptions o;
@@ -254,10 +255,10 @@ TEST_CASE("prompt-to-prompt without injection is regenerate() with the edited pr
     CHECK(calls == static_cast<int>(reg.timesteps.size()));
     CHECK(p2p.timesteps == reg.timesteps);
     const double d = test::max_abs_diff(p2p.images, reg.images);
-    std::printf("p2p without injection vs regenerate, %s, strength %.1f, direct target %d: max "
-                "|diff| %.2e\n",
-                image::inversion_method_name(c.method), c.strength,
-                static_cast<int>(c.direct_target), d);
+    std::printf(
+        "p2p without injection vs regenerate, %s, strength %.1f, direct target %d: max "
+        "|diff| %.2e\n",
+        image::inversion_method_name(c.method), c.strength, static_cast<int>(c.direct_target), d);
     CHECK(d <= 1e-3);
     // ... and the edit really differs from the reconstruction.
     CHECK(test::max_abs_diff(p2p.images, image::regenerate(*f.pipe, inv).images) > 1e-2);
@@ -280,8 +281,7 @@ TEST_CASE("prompt-to-prompt without injection is regenerate() with the edited pr
   }
 }
 
-TEST_CASE("prompt-to-prompt controller replaces the target's maps by the source's",
-          "[unit][p2p]") {
+TEST_CASE("prompt-to-prompt controller replaces the target's maps by the source's", "[unit][p2p]") {
   torch::manual_seed(5);
   // [uncond src, uncond tgt, cond src, cond tgt] x 2 heads x 6 queries x 5 keys.
   const at::Tensor cross = at::rand({4, 2, 6, 5}).softmax(-1);
@@ -334,8 +334,8 @@ TEST_CASE("prompt-to-prompt attention injection changes the edit within its step
   for (InversionMethod m : {InversionMethod::kNullText, InversionMethod::kDirect}) {
     const image::Inversion& inv = f.inversion(m);
     const at::Tensor source = image::regenerate(*f.pipe, inv).images;
-    for (const std::string& edit :
-         {std::string("a cup of tea on a table"), std::string("a cup of coffee on a snowy table")}) {
+    for (const std::string& edit : {std::string("a cup of tea on a table"),
+                                    std::string("a cup of coffee on a snowy table")}) {
       INFO("method " << image::inversion_method_name(m) << ", edit \"" << edit << "\"");
       image::PromptToPromptOptions o;
       o.prompt = edit;
@@ -355,9 +355,10 @@ TEST_CASE("prompt-to-prompt attention injection changes the edit within its step
       const auto limited = image::prompt_to_prompt(*f.pipe, inv, o);
       const double m_plain = mse(plain.images, source), m_cross = mse(cross.images, source),
                    m_half = mse(half.images, source), m_both = mse(both.images, source);
-      std::printf("p2p %s, \"%s\": MSE to the source reconstruction: no injection %.4e, "
-                  "cross 0.5 %.4e, cross 1.0 %.4e, cross 1.0 + self 0.4 %.4e\n",
-                  image::inversion_method_name(m), edit.c_str(), m_plain, m_half, m_cross, m_both);
+      std::printf(
+          "p2p %s, \"%s\": MSE to the source reconstruction: no injection %.4e, "
+          "cross 0.5 %.4e, cross 1.0 %.4e, cross 1.0 + self 0.4 %.4e\n",
+          image::inversion_method_name(m), edit.c_str(), m_plain, m_half, m_cross, m_both);
       // Batching noise is ~3e-5 (the test above); injection moves the image well beyond it.
       CHECK(test::max_abs_diff(cross.images, plain.images) > 1e-3);
       CHECK(test::max_abs_diff(half.images, plain.images) > 1e-3);
@@ -368,7 +369,7 @@ TEST_CASE("prompt-to-prompt attention injection changes the edit within its step
   }
 }
 
-TEST_CASE("prompt-to-prompt re-weighting a word changes the edit; scale 1 changes nothing",
+TEST_CASE("prompt-to-prompt re-weighting a word changes the edit, scale 1 changes nothing",
           "[unit][p2p]") {
   Fixture& f = Fixture::get();
   const image::Inversion& inv = f.inversion(InversionMethod::kNullText);
@@ -380,5 +381,3 @@ TEST_CASE("prompt-to-prompt re-weighting a word changes the edit; scale 1 change
   o.reweight = {{"snowy", 4.0}};
   CHECK(test::max_abs_diff(image::prompt_to_prompt(*f.pipe, inv, o).images, base.images) > 1e-3);
 }
-
-

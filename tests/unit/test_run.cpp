@@ -14,7 +14,7 @@
 #endif
 #include "tests/support/fixtures.h"
 #include "tests/support/process.h"
-#include "tests/support/text_model_dir.h"
+#include "tests/support/run_job.h"
 
 using namespace studio;
 using nlohmann::json;
@@ -22,76 +22,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A job of 2 items x (caption + visual) on one channel, tiny settings, rules every draft meets.
 fs::path write_job(const fs::path& dir, const std::string& output, bool missing_photo = false,
                    int extra_items = 0) {
-  static const fs::path text_model = test::make_text_model_dir("run_models");
-  json items = json::array({{{"id", "MUG-001"}, {"name", "Stoneware mug"}, {"facts", {"350 ml"}}},
-                            {{"id", "BAG-002"}, {"name", "Canvas tote"}, {"facts", {"cotton"}}}});
-  for (int i = 0; i < extra_items; ++i)
-    items.push_back(
-        {{"id", "EXTRA-" + std::to_string(i)}, {"name", "Product " + std::to_string(i)}});
-  if (missing_photo)
-    items.push_back({{"id", "LAMP-003"}, {"name", "Lamp"}, {"photo", "no-such-photo.png"}});
-  const json rules = {{"min_chars", 0},
-                      {"max_chars", 0},
-                      {"required_words", json::array()},
-                      {"banned_words", json::array()},
-                      {"brand_terms", json::array()},
-                      {"brand_required", false},
-                      {"hashtags", {{"min", 0}, {"max", -1}, {"required", json::array()}}},
-                      {"emoji", "allowed"}};
-  const json job = {
-      {"studio_job", 1},
-      {"name", "runtest"},
-      {"output", output},
-      {"models",
-       {{"text", text_model.string()}, {"image", (test::fixtures_root() / "sd-tiny").string()}}},
-      {"tier", "draft"},
-      {"presets",
-       {{"web-banner",
-         {{"caption",
-           {{"gen_length", 16},
-            {"block_length", 16},
-            {"steps", 4},
-            {"drafts", 2},
-            {"repair_rounds", 1},
-            {"rules", rules}}},
-          {"visual", {{"width", 64}, {"height", 64}, {"steps", 2}, {"scheduler", "ddim"}}}}}}},
-      {"defaults", {{"channels", {"web-banner"}}, {"make", {"caption", "visual"}}, {"seeds", {0}}}},
-      {"items", items},
-      {"kpi",
-       {{"gpu_price_per_hour", 2.0}, {"manual_minutes", {{"caption", 10}, {"visual", 60}}}}}};
-  const fs::path file = dir / "job.json";
-  test::write_file(file, job.dump(2));
-  return file;
+  test::RunJobOptions o;
+  o.output = output;
+  o.missing_photo = missing_photo;
+  o.extra_items = extra_items;
+  return test::write_run_job(dir, o);
 }
 
-// Asset files (not sidecars, journals or ledgers) and their bytes.
-std::map<std::string, std::string> assets(const fs::path& out) {
-  std::map<std::string, std::string> m;
-  for (const auto& e : fs::recursive_directory_iterator(out)) {
-    const std::string ext = e.path().extension().string();
-    if (e.is_regular_file() && (ext == ".txt" || ext == ".png"))
-      m[fs::relative(e.path(), out).string()] = test::read_file(e.path());
-  }
-  return m;
-}
-
-std::vector<json> journal_lines(const fs::path& out) {
-  std::vector<json> v;
-  for (const auto& e : fs::directory_iterator(out / "journal")) {
-    const std::string text = test::read_file(e.path());
-    size_t at = 0;
-    while (at < text.size()) {
-      const size_t nl = text.find('\n', at);
-      if (nl == std::string::npos) break;
-      v.push_back(json::parse(text.substr(at, nl - at)));
-      at = nl + 1;
-    }
-  }
-  return v;
-}
+std::map<std::string, std::string> assets(const fs::path& out) { return test::run_assets(out); }
+std::vector<json> journal_lines(const fs::path& out) { return test::run_journal_lines(out); }
 
 test::ProcessResult studio_run(const fs::path& job, const std::string& extra = "",
                                const std::string& env = "") {

@@ -1,0 +1,109 @@
+// `studio video probe|transcode` and `studio mesh render --out clip.mp4` end to end, checked
+// with ffprobe.
+// fixtures.h includes ATen, whose glog CHECK macro must come before Catch's.
+#include "tests/support/fixtures.h"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/process.h"
+
+using namespace studio::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path sample() { return data_root() / "video" / "big_buck_bunny_480p_30s.mp4"; }
+
+nlohmann::json ffprobe(const fs::path& file) {
+  auto r = run_command(
+      "ffprobe -v error -count_packets -show_entries "
+      "stream=codec_type,codec_name,pix_fmt,width,height,r_frame_rate,"
+      "nb_read_packets:format_tags -of json " +
+      shell_quote(file.string()) + " 2>&1");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  return nlohmann::json::parse(r.output);
+}
+
+}  // namespace
+
+TEST_CASE("studio video probe prints stream info", "[unit][cli][video]") {
+  auto r = run_studio("video probe " + shell_quote(sample().string()) + " --json");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto j = nlohmann::json::parse(r.output);
+  CHECK(j["codec"] == "h264");
+  CHECK(j["width"] == 854);
+  CHECK(j["fps"] == "24/1");
+  CHECK(j["frame_count"] == 720);
+  CHECK(j["audio"]["codec"] == "aac");
+  auto text = run_studio("video probe " + shell_quote(sample().string()));
+  CHECK(text.exit_code == 0);
+  CHECK_THAT(text.output, Catch::Contains("854x480") && Catch::Contains("720"));
+  auto bad =
+      run_studio("video probe " + shell_quote((data_root() / "meshes" / "cube.ply").string()));
+  CHECK(bad.exit_code == 1);
+  CHECK_THAT(bad.output, Catch::Contains("cube.ply"));
+}
+
+TEST_CASE("studio video transcode: range, size, rate, audio", "[unit][cli][video]") {
+  const auto dir = temp_dir("cli_video_transcode");
+  const fs::path out = dir / "small.mp4";
+  auto r = run_studio("video transcode " + shell_quote(sample().string()) + " " +
+                      shell_quote(out.string()) +
+                      " --start 5 --duration 2 --size 320x0 --fps 12 --crf 28 --no-audio");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("transcoding frame 24"));
+  const auto p = ffprobe(out);
+  INFO(p.dump());
+  REQUIRE(p["streams"].size() == 1);
+  const auto& v = p["streams"][0];
+  CHECK(v["width"] == 320);
+  CHECK(v["height"] == 180);
+  CHECK(v["r_frame_rate"] == "12/1");
+  CHECK(v["nb_read_packets"] == "24");
+  CHECK(v["pix_fmt"] == "yuv420p");
+
+  const fs::path with_audio = dir / "audio.mp4";
+  auto a = run_studio("video transcode " + shell_quote(sample().string()) + " " +
+                      shell_quote(with_audio.string()) + " --duration 1 --size 160x90");
+  INFO(a.output);
+  REQUIRE(a.exit_code == 0);
+  const auto pa = ffprobe(with_audio);
+  CHECK(pa["streams"].size() == 2);
+
+  auto bad = run_studio("video transcode " + shell_quote(sample().string()) + " " +
+                        shell_quote((dir / "x.mp4").string()) + " --fps fast");
+  CHECK(bad.exit_code == 1);
+  CHECK_THAT(bad.output, Catch::Contains("frame rate"));
+  CHECK(!fs::exists(dir / "x.mp4"));
+}
+
+TEST_CASE("studio mesh render --out clip.mp4 writes a turntable clip", "[unit][cli][video][mesh]") {
+  const auto dir = temp_dir("cli_video_turntable");
+  const fs::path sphere = data_root() / "meshes" / "sphere.dae";
+  const fs::path out = dir / "spin.mp4";
+  auto r = run_studio("mesh render " + shell_quote(sphere.string()) +
+                      " --turntable 12 --size 64 --fps 12 --out " + shell_quote(out.string()));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("rendering frame 12/12"));
+  const auto p = ffprobe(out);
+  INFO(p.dump());
+  const auto& v = p["streams"][0];
+  CHECK((v["codec_name"] == "h264" || v["codec_name"] == "mpeg4"));
+  CHECK(v["nb_read_packets"] == "12");
+  CHECK(v["width"] == 64);
+  CHECK(v["r_frame_rate"] == "12/1");
+  CHECK_THAT(p["format"]["tags"]["comment"].get<std::string>(), Catch::Contains("--turntable 12"));
+  const auto side = read_json(out.string() + ".json");
+  CHECK(side["parameters"]["fps"] == "12/1");
+  CHECK(side["outputs"][0] == out.string());
+
+  auto gif = run_studio("mesh render " + shell_quote(sphere.string()) + " --out " +
+                        shell_quote((dir / "spin.gif").string()));
+  CHECK(gif.exit_code == 1);
+  CHECK_THAT(gif.output, Catch::Contains(".gif"));
+}

@@ -1,0 +1,277 @@
+// Mesh I/O: every sample imports and round-trips through GLB / OBJ / PLY with its counts and
+// textures, every bad file fails with a message naming the file and the problem, and the GLB
+// validator catches deliberately corrupted files.
+// fixtures.h includes ATen, whose glog CHECK macro must come before Catch's.
+#include "tests/support/fixtures.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "mesh/gltf_check.h"
+#include "mesh/mesh_io.h"
+
+using namespace studio::test;
+namespace fs = std::filesystem;
+namespace sm = studio::mesh;
+
+namespace {
+
+fs::path meshes() { return data_root() / "meshes"; }
+
+const char* kSamples[] = {"BoxTextured.glb", "duck.dae",     "sphere.dae",
+                          "cube.ply",        "WusonOBJ.obj", "Spider_binary.stl"};
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += x + "\n";
+  return s;
+}
+
+bool has_texture(const sm::Mesh& m) {
+  for (const auto& mat : m.materials) {
+    if (mat.base_color_texture >= 0 && m.textures.at(mat.base_color_texture).decoded()) return true;
+  }
+  return false;
+}
+
+// A GLB's JSON chunk, edited by `edit`, written back with the same BIN chunk.
+std::string edit_glb_json(const std::string& glb,
+                          const std::function<void(nlohmann::json&)>& edit) {
+  uint32_t jlen;
+  std::memcpy(&jlen, glb.data() + 12, 4);
+  auto j = nlohmann::json::parse(glb.substr(20, jlen));
+  edit(j);
+  std::string js = j.dump();
+  while (js.size() % 4) js.push_back(' ');
+  std::string rest = glb.substr(20 + jlen);
+  std::string out = glb.substr(0, 12);
+  uint32_t n = static_cast<uint32_t>(js.size());
+  out.append(reinterpret_cast<const char*>(&n), 4);
+  out.append("JSON", 4);
+  out += js + rest;
+  uint32_t total = static_cast<uint32_t>(out.size());
+  std::memcpy(&out[8], &total, 4);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("mesh samples import and round-trip through GLB and OBJ and PLY", "[unit][mesh]") {
+  const auto dir = temp_dir("mesh_roundtrip");
+  for (const char* name : kSamples) {
+    INFO(name);
+    const sm::Mesh m = sm::import_mesh(meshes() / name);
+    CHECK(m.vertex_count() > 0);
+    CHECK(m.triangle_count() > 0);
+    CHECK(sm::validate_mesh(m).empty());
+    const std::string stem = fs::path(name).stem().string();
+
+    const fs::path glb = dir / (stem + ".glb");
+    sm::write_glb(m, glb);
+    const auto problems = sm::check_glb_file(glb);
+    INFO(joined(problems));
+    CHECK(problems.empty());
+    const sm::Mesh g = sm::import_mesh(glb);
+    CHECK(g.vertex_count() == m.vertex_count());
+    CHECK(g.triangle_count() == m.triangle_count());
+    CHECK(g.textures.size() == m.textures.size());
+    CHECK(has_texture(g) == has_texture(m));
+
+    const fs::path obj = dir / (stem + ".obj");
+    sm::write_obj(m, obj);
+    const sm::Mesh o = sm::import_mesh(obj);
+    CHECK(o.triangle_count() == m.triangle_count());
+    CHECK(o.vertex_count() == m.vertex_count());
+    CHECK(has_texture(o) == has_texture(m));
+
+    const fs::path ply = dir / (stem + ".ply");
+    sm::write_ply(m, ply);
+    const sm::Mesh p = sm::import_mesh(ply);
+    CHECK(p.triangle_count() == m.triangle_count());
+    CHECK(p.vertex_count() <= m.vertex_count());  // identical vertices of two sub-meshes merge
+    CHECK(p.vertex_count() >= m.vertex_count() * 9 / 10);
+  }
+}
+
+TEST_CASE("mesh textured samples keep their textures", "[unit][mesh]") {
+  const sm::Mesh box = sm::import_mesh(meshes() / "BoxTextured.glb");
+  REQUIRE(box.textures.size() == 1);
+  CHECK(box.textures[0].mime_type == "image/png");
+  CHECK(box.textures[0].width > 0);
+  REQUIRE(!box.submeshes.empty());
+  CHECK(!box.submeshes[0].uvs.empty());
+
+  const sm::Mesh duck = sm::import_mesh(meshes() / "duck.dae");
+  REQUIRE(duck.textures.size() == 1);
+  CHECK(duck.textures[0].name == "duckCM.tga");
+  CHECK(duck.textures[0].mime_type == "image/x-tga");
+  CHECK(duck.textures[0].width == 512);
+  CHECK(duck.textures[0].height == 512);
+  CHECK(duck.warnings.empty());
+
+  // The TGA is re-encoded as PNG inside the GLB, with the same pixels.
+  const auto dir = temp_dir("mesh_textures");
+  sm::write_glb(duck, dir / "duck.glb");
+  const sm::Mesh again = sm::import_mesh(dir / "duck.glb");
+  REQUIRE(again.textures.size() == 1);
+  CHECK(again.textures[0].mime_type == "image/png");
+  CHECK(again.textures[0].rgba == duck.textures[0].rgba);
+}
+
+TEST_CASE("mesh import warns about a missing external texture", "[unit][mesh]") {
+  const auto dir = temp_dir("mesh_missing_texture");
+  fs::copy_file(meshes() / "duck.dae", dir / "duck.dae");
+  const sm::Mesh m = sm::import_mesh(dir / "duck.dae");
+  CHECK(m.textures.empty());
+  REQUIRE(m.warnings.size() == 1);
+  CHECK_THAT(m.warnings[0], Catch::Contains("duckCM.tga") && Catch::Contains("not found"));
+}
+
+TEST_CASE("mesh bad files fail with a clear error", "[unit][mesh]") {
+  struct Case {
+    const char* file;
+    const char* problem;
+  };
+  const Case cases[] = {{"BoxWithInfinites.glb", "not a finite number"},
+                        {"IndexOutOfRange.gltf", "index"},
+                        {"invalid.off", "4 faces"}};
+  for (const auto& c : cases) {
+    INFO(c.file);
+    const fs::path path = meshes() / "bad" / c.file;
+    std::string message;
+    try {
+      sm::import_mesh(path);
+      FAIL("imported a bad file");
+    } catch (const studio::FormatError& e) {
+      message = e.what();
+    }
+    INFO(message);
+    CHECK_THAT(message, Catch::Contains(c.file));
+    CHECK_THAT(message, Catch::Contains(c.problem));
+  }
+  // Every file in bad/ is covered above (or is a companion .bin).
+  for (const auto& entry : fs::directory_iterator(meshes() / "bad")) {
+    const std::string f = entry.path().filename().string();
+    if (entry.path().extension() == ".bin") continue;
+    bool covered = false;
+    for (const auto& c : cases) covered |= f == c.file;
+    CHECK(covered);
+  }
+  // Missing, empty and unsupported inputs.
+  CHECK_THROWS_AS(sm::import_mesh(meshes() / "no-such.glb"), studio::IoError);
+  const auto dir = temp_dir("mesh_bad_inputs");
+  write_file(dir / "empty.obj", "");
+  CHECK_THROWS_WITH(sm::import_mesh(dir / "empty.obj"), Catch::Contains("empty"));
+  write_file(dir / "notes.xyz123", "hello");
+  CHECK_THROWS_WITH(sm::import_mesh(dir / "notes.xyz123"), Catch::Contains("unsupported"));
+  write_file(dir / "garbage.glb", std::string(100, 'x'));
+  CHECK_THROWS_AS(sm::import_mesh(dir / "garbage.glb"), studio::FormatError);
+  write_file(dir / "lines.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nl 1 2\nl 2 3\n");
+  CHECK_THROWS_WITH(sm::import_mesh(dir / "lines.obj"), Catch::Contains("no triangles"));
+  write_file(dir / "nan.obj", "v 0 0 0\nv 1 0 0\nv nan 1 0\nf 1 2 3\n");
+  CHECK_THROWS_WITH(sm::import_mesh(dir / "nan.obj"), Catch::Contains("not a finite number"));
+  write_file(dir / "index.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n");
+  CHECK_THROWS_WITH(sm::import_mesh(dir / "index.obj"), Catch::Contains("index out of range"));
+  sm::MeshLimits tight;
+  tight.max_vertices = 10;
+  CHECK_THROWS_WITH(sm::import_mesh(meshes() / "sphere.dae", tight),
+                    Catch::Contains("more than 10 vertices"));
+}
+
+TEST_CASE("mesh normalise centres and scales and turns Z-up into Y-up", "[unit][mesh]") {
+  sm::Mesh m = sm::import_mesh(meshes() / "Spider_binary.stl");
+  sm::normalise(m);
+  auto b = m.bounds();
+  float extent = 0;
+  for (int k = 0; k < 3; ++k) {
+    CHECK(std::abs(b.min[k] + b.max[k]) < 1e-4f);
+    extent = std::max(extent, b.max[k] - b.min[k]);
+  }
+  CHECK(extent == Approx(1.0f).epsilon(1e-5));
+
+  sm::Mesh tall;
+  tall.submeshes.resize(1);
+  tall.submeshes[0].positions = {{0, 0, 0}, {1, 0, 0}, {0, 0, 4}};
+  tall.submeshes[0].indices = {0, 1, 2};
+  sm::NormaliseOptions z;
+  z.up = sm::UpAxis::kZ;
+  sm::normalise(tall, z);
+  b = tall.bounds();
+  CHECK(b.max[1] - b.min[1] == Approx(1.0f));  // the long Z side is now Y
+  CHECK(b.max[2] - b.min[2] == Approx(0.0f).margin(1e-6));
+}
+
+TEST_CASE("mesh gltf_check catches corrupted GLB files", "[unit][mesh]") {
+  const sm::Mesh m = sm::import_mesh(meshes() / "BoxTextured.glb");
+  const std::string good = sm::glb_bytes(m);
+  REQUIRE(sm::check_glb(good).empty());
+  // The Khronos sample passes too; the bad .gltf's out-of-range index is found in its .bin.
+  CHECK(sm::check_glb_file(meshes() / "BoxTextured.glb").empty());
+  CHECK_THAT(joined(sm::check_gltf_file(meshes() / "bad" / "IndexOutOfRange.gltf")),
+             Catch::Contains("index 255 at position 0 is out of range"));
+
+  auto expect = [](const std::string& bytes, const std::string& needle) {
+    const auto problems = sm::check_glb(bytes);
+    INFO(joined(problems));
+    REQUIRE(!problems.empty());
+    CHECK_THAT(joined(problems), Catch::Contains(needle));
+  };
+  expect(good.substr(0, good.size() - 100), "truncated");
+  expect(good.substr(0, 8), "shorter than the 12-byte GLB header");
+  expect("PK\3\4" + good.substr(4), "magic");
+  expect(edit_glb_json(good, [](nlohmann::json& j) { j["asset"]["version"] = "1.0"; }),
+         "asset.version");
+  expect(edit_glb_json(good,
+                       [](nlohmann::json& j) {
+                         int pos = j["meshes"][0]["primitives"][0]["attributes"]["POSITION"];
+                         j["accessors"][pos]["count"] = j["accessors"][pos]["count"].get<int>() + 5;
+                       }),
+         "exceeds bufferViews");
+  expect(edit_glb_json(good,
+                       [](nlohmann::json& j) {
+                         int uv = j["meshes"][0]["primitives"][0]["attributes"]["TEXCOORD_0"];
+                         j["accessors"][uv]["count"] = j["accessors"][uv]["count"].get<int>() - 1;
+                       }),
+         "has 23 elements");
+  expect(edit_glb_json(good,
+                       [](nlohmann::json& j) {
+                         int pos = j["meshes"][0]["primitives"][0]["attributes"]["POSITION"];
+                         j["accessors"][pos]["max"][0] = 7.0;
+                       }),
+         "differ from the data");
+  expect(edit_glb_json(good,
+                       [](nlohmann::json& j) {
+                         int pos = j["meshes"][0]["primitives"][0]["attributes"]["POSITION"];
+                         j["accessors"][pos].erase("min");
+                         j["accessors"][pos].erase("max");
+                       }),
+         "min and max are required");
+  expect(edit_glb_json(good,
+                       [](nlohmann::json& j) {
+                         j["materials"][0]["pbrMetallicRoughness"]["baseColorTexture"]["index"] = 9;
+                       }),
+         "not a valid index into textures");
+  expect(edit_glb_json(good, [](nlohmann::json& j) { j["accessors"][0]["componentType"] = 1234; }),
+         "componentType");
+  expect(
+      edit_glb_json(good, [](nlohmann::json& j) { j["bufferViews"][0]["byteLength"] = 1 << 20; }),
+      "exceeds buffers[0]");
+  // An index out of range: a vertex count lowered below the largest index.
+  sm::Mesh broken = m;
+  broken.submeshes[0].indices[5] = 1000;
+  expect(sm::glb_bytes(broken), "out of range");
+  expect(std::string("{\"asset\":1}"), "shorter than");
+  // Broken JSON.
+  std::string bad_json = good;
+  bad_json[20] = '[';
+  expect(bad_json, "does not parse");
+}
+
+TEST_CASE("mesh unknown output extensions are refused", "[unit][mesh]") {
+  CHECK_THROWS_AS(sm::mesh_format_from_path("x.fbx"), studio::UsageError);
+  CHECK(sm::mesh_format_from_path("X.GLB") == sm::MeshFormat::kGlb);
+}
