@@ -6,9 +6,10 @@
 // built with the image stage (STUDIO_HAVE_IMAGE).
 #include "pipeline/commands.h"
 
+#include "pipeline/bench_util.h"
+
 #ifdef STUDIO_HAVE_IMAGE
 #include <fmt/format.h>
-#include <sys/resource.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -39,38 +40,28 @@ struct BenchOptions {
   std::string arch = "configs/sd15";
   std::string device = "auto";
   std::string dtype = "auto";
-  int size = 0;  // 0: 512 on CUDA, 256 on CPU
+  int size = 0;   // 0: 512 on CUDA, 256 on CPU
   int steps = 0;  // 0: 20 on CUDA, 2 on CPU
   int batch = 1;
   int repeat = 3;
   std::string json_out;
 };
 
-void sync(const c10::Device& d) {
-  if (d.is_cuda()) torch::cuda::synchronize(d.index());
-}
-
 // Median of `repeat` timed runs of f, in milliseconds (after one untimed warm-up).
 template <typename F>
 double time_ms(const c10::Device& d, int repeat, F&& f) {
   f();
-  sync(d);
+  bench_sync(d);
   std::vector<double> ms;
   for (int i = 0; i < repeat; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     f();
-    sync(d);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                     .count());
+    bench_sync(d);
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
-}
-
-double peak_rss_mib() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
 
 nlohmann::json read_component_config(const fs::path& arch, const char* component) {
@@ -102,9 +93,9 @@ int run_bench_image(const BenchOptions& o) {
   const int64_t unet_params = image::parameter_count(*unet);
   const int64_t vae_params = image::parameter_count(*vae);
   const int64_t te_params = image::parameter_count(*te);
-  for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(unet.get()),
-                               static_cast<torch::nn::Module*>(vae.get()),
-                               static_cast<torch::nn::Module*>(te.get())}) {
+  for (torch::nn::Module* m :
+       {static_cast<torch::nn::Module*>(unet.get()), static_cast<torch::nn::Module*>(vae.get()),
+        static_cast<torch::nn::Module*>(te.get())}) {
     m->to(device, dtype);
     m->eval();
   }
@@ -179,13 +170,11 @@ int run_bench_image(const BenchOptions& o) {
       "  {:<44} {:>12.1f}\n"
       "  {:<44} {:>12.2f}\n"
       "  {:<44} {:>12.0f}\n",
-      arch.string(), device.str(), c10::toString(dtype), size, size, b, steps, "measure",
-      "value", "text encoder (ms, CFG batch)", text_ms,
-      "UNet step, CFG batched in one call (ms)", unet_batched_ms,
-      "UNet step, CFG as two calls (ms, baseline)", unet_sequential_ms,
-      "batched CFG speed-up vs baseline", unet_sequential_ms / unet_batched_ms,
-      "VAE decode (ms)", vae_ms, "end to end (s per image)", e2e_ms / 1000.0 / b,
-      "peak RSS (MiB)", peak_rss_mib());
+      arch.string(), device.str(), c10::toString(dtype), size, size, b, steps, "measure", "value",
+      "text encoder (ms, CFG batch)", text_ms, "UNet step, CFG batched in one call (ms)",
+      unet_batched_ms, "UNet step, CFG as two calls (ms, baseline)", unet_sequential_ms,
+      "batched CFG speed-up vs baseline", unet_sequential_ms / unet_batched_ms, "VAE decode (ms)",
+      vae_ms, "end to end (s per image)", e2e_ms / 1000.0 / b, "peak RSS (MiB)", peak_rss_mib());
   std::cout << j.dump() << "\n";
   if (!o.json_out.empty()) write_file_atomic(o.json_out, j.dump(2) + "\n");
   return 0;

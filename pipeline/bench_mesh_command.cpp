@@ -5,7 +5,6 @@
 // Ratios are each stage's share of the run's total, and the upsampler's step against the base's,
 // all measured in the same run. Printed as a table and as JSON.
 #include <fmt/format.h>
-#include <sys/resource.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -17,14 +16,8 @@
 #include "core/error.h"
 #include "core/json_file.h"
 #include "mesh/mesh_generate.h"
+#include "pipeline/bench_util.h"
 #include "pipeline/commands.h"
-
-#if defined(STUDIO_HAVE_CUDA_ALLOCATOR_STATS) && defined(__has_include)
-#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
-#include <c10/cuda/CUDACachingAllocator.h>
-#define STUDIO_CUDA_MEMORY_STATS 1
-#endif
-#endif
 
 namespace fs = std::filesystem;
 
@@ -47,33 +40,6 @@ struct MeshBenchOptions {
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-void sync(const c10::Device& d) {
-  if (d.is_cuda()) torch::cuda::synchronize(d.index());
-}
-
-double peak_rss_mib() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;
-}
-
-double peak_gpu_mib(const c10::Device& d) {
-#ifdef STUDIO_CUDA_MEMORY_STATS
-  if (d.is_cuda()) {
-    try {
-      const auto stats =
-          c10::cuda::CUDACachingAllocator::getDeviceStats(d.has_index() ? d.index() : 0);
-      return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0);
-    } catch (const c10::Error& e) {
-      std::cerr << "bench mesh: no CUDA memory statistics: " << e.what_without_backtrace() << "\n";
-    }
-  }
-#else
-  (void)d;
-#endif
-  return -1;
 }
 
 int64_t parameter_count(torch::nn::Module& m) {
@@ -152,7 +118,7 @@ int run_bench_mesh(const MeshBenchOptions& o) {
     mod->to(device);
     mod->eval();
   }
-  sync(device);
+  bench_sync(device);
   const double build_s = seconds_since(t0);
 
   pointe::Conditioning cond;
@@ -170,10 +136,8 @@ int run_bench_mesh(const MeshBenchOptions& o) {
     pointe::SamplingOptions warm = so;
     warm.steps = {1, 1};
     pointe::sample_points(m, cond, o.seed, warm);
-    sync(device);
-#ifdef STUDIO_CUDA_MEMORY_STATS
-    c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
-#endif
+    bench_sync(device);
+    reset_peak_gpu(device);
   }
 
   // Sampling: stage 0 ends with its last model call (progress(0, n, n)).
@@ -182,11 +146,11 @@ int run_bench_mesh(const MeshBenchOptions& o) {
   const at::Tensor samples =
       pointe::sample_points(m, cond, o.seed, so, [&](int stage, int64_t step, int64_t total) {
         if (stage == 0 && step == total) {
-          sync(device);
+          bench_sync(device);
           base_end = Clock::now();
         }
       });
-  sync(device);
+  bench_sync(device);
   const auto sample_end = Clock::now();
   const double base_s = std::chrono::duration<double>(base_end - sample_start).count();
   const double up_s = std::chrono::duration<double>(sample_end - base_end).count();
@@ -196,14 +160,14 @@ int run_bench_mesh(const MeshBenchOptions& o) {
   const at::Tensor rgb = pts.narrow(0, 3, 3).clamp(0, 255).round().div(255.0).t().contiguous();
   t0 = Clock::now();
   const at::Tensor sdf = pointe::sdf_grid(m.sdf, coords, mo).to(at::kCPU);
-  sync(device);
+  bench_sync(device);
   const double sdf_s = seconds_since(t0);
   t0 = Clock::now();
   const pointe::ColoredMesh mesh =
       pointe::grid_to_mesh(sdf, mo.side_length, coords.to(at::kCPU), rgb.to(at::kCPU));
   const double mc_s = seconds_since(t0);
   const double total_s = base_s + up_s + sdf_s + mc_s;
-  const double gpu_peak = peak_gpu_mib(device);
+  const double gpu_peak = peak_gpu_mib(device, "bench mesh");
   const double rss = peak_rss_mib();
   const bool real_points = points[0] == base_ctx && points[1] == up_ctx;
 

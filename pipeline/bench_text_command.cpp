@@ -16,18 +16,10 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/json_file.h"
+#include "pipeline/bench_util.h"
 #include "pipeline/commands.h"
 #include "text/llada_model.h"
 #include "text/llada_sampler.h"
-
-// The CUDA caching allocator's peak statistics: only with a CUDA libtorch (c10_cuda linked, see
-// pipeline/CMakeLists.txt) whose headers find the CUDA runtime's; elsewhere the peak is null.
-#if defined(STUDIO_HAVE_CUDA_ALLOCATOR_STATS) && defined(__has_include)
-#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
-#include <c10/cuda/CUDACachingAllocator.h>
-#define STUDIO_CUDA_MEMORY_STATS 1
-#endif
-#endif
 
 namespace fs = std::filesystem;
 
@@ -60,49 +52,6 @@ struct Row {
   double peak_gpu_mib = -1;  // < 0: unknown
 };
 
-void sync(const c10::Device& d) {
-  if (d.is_cuda()) torch::cuda::synchronize(d.index());
-}
-
-double peak_rss_mib() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;
-}
-
-// Peak bytes allocated by the CUDA caching allocator since the last reset (MiB), < 0 if unknown.
-// The allocator answers only once CUDA is initialised ("Invalid device argument ... did you call
-// init?" before), which a first allocation on the device does; a failing query is reported as
-// unknown rather than ending the benchmark.
-double peak_gpu_mib(const c10::Device& d) {
-#ifdef STUDIO_CUDA_MEMORY_STATS
-  if (d.is_cuda()) {
-    try {
-      at::empty({1}, at::TensorOptions().device(d));
-      const auto stats =
-          c10::cuda::CUDACachingAllocator::getDeviceStats(d.has_index() ? d.index() : 0);
-      return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0);  // AGGREGATE
-    } catch (const c10::Error& e) {
-      std::cerr << "bench text: no CUDA memory statistics: " << e.what_without_backtrace() << "\n";
-    }
-  }
-#endif
-  return -1;
-}
-
-void reset_peak_gpu(const c10::Device& d) {
-#ifdef STUDIO_CUDA_MEMORY_STATS
-  if (d.is_cuda()) {
-    try {
-      at::empty({1}, at::TensorOptions().device(d));
-      c10::cuda::CUDACachingAllocator::resetPeakStats(d.has_index() ? d.index() : 0);
-    } catch (const c10::Error&) {
-      // peak_gpu_mib reports it
-    }
-  }
-#endif
-}
-
 LLaDACacheMode parse_cache(const std::string& s) {
   if (s == "none") return LLaDACacheMode::kNone;
   if (s == "prefix") return LLaDACacheMode::kPrefix;
@@ -123,9 +72,8 @@ nlohmann::json scaled_config(nlohmann::json j, int scale, const std::string& ori
       j["d_model"].get<int64_t>() % scale != 0)
     throw UsageError("--scale " + std::to_string(scale) + " does not divide d_model", origin,
                      "pick a --scale that divides d_model (e.g. 2, 4, 8, 16)");
-  for (const char* key :
-       {"d_model", "n_heads", "n_kv_heads", "mlp_hidden_size", "n_layers", "vocab_size",
-        "embedding_size"})
+  for (const char* key : {"d_model", "n_heads", "n_kv_heads", "mlp_hidden_size", "n_layers",
+                          "vocab_size", "embedding_size"})
     div(key);
   const int64_t vocab = j.value("vocab_size", int64_t{0});
   if (vocab < 3) throw UsageError("--scale leaves a vocabulary of fewer than 3 ids", origin);
@@ -137,10 +85,14 @@ nlohmann::json scaled_config(nlohmann::json j, int scale, const std::string& ori
 
 std::string dtype_name(c10::ScalarType t) {
   switch (t) {
-    case at::kBFloat16: return "bf16";
-    case at::kHalf: return "fp16";
-    case at::kFloat: return "fp32";
-    default: return c10::toString(t);
+    case at::kBFloat16:
+      return "bf16";
+    case at::kHalf:
+      return "fp16";
+    case at::kFloat:
+      return "fp32";
+    default:
+      return c10::toString(t);
   }
 }
 
@@ -163,12 +115,11 @@ nlohmann::json row_json(const Row& r, const Row& base) {
 int run_bench_text(TextBenchOptions o) {
   torch::NoGradGuard no_grad;
   const c10::Device device = select_device(o.device);
-  const c10::ScalarType dtype = o.dtype == "auto"
-                                    ? (device.is_cuda() ? at::kBFloat16 : at::kFloat)
-                                    : select_dtype(o.dtype, device);
+  const c10::ScalarType dtype = o.dtype == "auto" ? (device.is_cuda() ? at::kBFloat16 : at::kFloat)
+                                                  : select_dtype(o.dtype, device);
   if (o.scale == 0) o.scale = device.is_cuda() ? 1 : 16;
-  if (o.batch.empty()) o.batch = device.is_cuda() ? std::vector<int64_t>{1, 16}
-                                                  : std::vector<int64_t>{1, 4};
+  if (o.batch.empty())
+    o.batch = device.is_cuda() ? std::vector<int64_t>{1, 16} : std::vector<int64_t>{1, 4};
   if (o.scale < 1) throw UsageError("--scale must be >= 1");
   if (o.repeat < 1) throw UsageError("--repeat must be >= 1");
   if (o.prompt_length < 1) throw UsageError("--prompt-length must be >= 1");
@@ -186,7 +137,8 @@ int run_bench_text(TextBenchOptions o) {
     throw IoError("no config.json", o.config,
                   "--config takes a folder with LLaDA's config.json (configs/llada-8b or a model "
                   "folder)");
-  const nlohmann::json cfg_json = scaled_config(read_json_file(cfg_path), o.scale, cfg_path.string());
+  const nlohmann::json cfg_json =
+      scaled_config(read_json_file(cfg_path), o.scale, cfg_path.string());
   const LLaDAConfig cfg = LLaDAConfig::from_json(cfg_json, cfg_path.string());
   const int64_t params = llada_parameter_count(cfg);
 
@@ -196,8 +148,8 @@ int run_bench_text(TextBenchOptions o) {
   reset_peak_gpu(device);
   LLaDAModelLM model(cfg);
   llada_randomize_parameters(model, device, dtype, o.seed);
-  sync(device);
-  const double weights_gpu_mib = peak_gpu_mib(device);
+  bench_sync(device);
+  const double weights_gpu_mib = peak_gpu_mib(device, "bench text");
 
   // Prompts: fixed-length random ids below vocab_size (never the mask id), seeded.
   std::mt19937_64 rng(o.seed);
@@ -229,13 +181,12 @@ int run_bench_text(TextBenchOptions o) {
     reset_peak_gpu(device);
     std::vector<LLaDASamplerResult> runs;
     for (int i = 0; i < o.repeat; ++i) {
-      sync(device);
+      bench_sync(device);
       runs.push_back(llada_generate(model, prompts, so));
-      sync(device);
+      bench_sync(device);
     }
-    std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) {
-      return a.total_seconds < b.total_seconds;
-    });
+    std::sort(runs.begin(), runs.end(),
+              [](const auto& a, const auto& b) { return a.total_seconds < b.total_seconds; });
     const LLaDASamplerResult& r = runs[runs.size() / 2];  // the median run
     Row row;
     row.batch = batch;
@@ -247,7 +198,7 @@ int run_bench_text(TextBenchOptions o) {
     row.tokens_per_s = r.total_seconds > 0 ? double(r.generated_tokens()) / r.total_seconds : 0.0;
     row.ttft_ms = 1000.0 * r.ttft_seconds;
     row.tpot_ms = 1000.0 * r.tpot_seconds();
-    row.peak_gpu_mib = peak_gpu_mib(device);
+    row.peak_gpu_mib = peak_gpu_mib(device, "bench text");
     return row;
   };
 
@@ -294,7 +245,7 @@ int run_bench_text(TextBenchOptions o) {
                    sampler_options(o.block_length, LLaDACacheMode::kNone, o.gen_length));
     llada_generate(model, prompts,
                    sampler_options(o.block_length, LLaDACacheMode::kDual, o.gen_length));
-    sync(device);
+    bench_sync(device);
   }
 
   // The baseline first, then every requested combination (the baseline once).
@@ -337,12 +288,13 @@ int run_bench_text(TextBenchOptions o) {
       cfg_path.string(), params, o.scale > 1 ? fmt::format(", scaled down by {}", o.scale) : "",
       device.str(), dtype_name(dtype), o.prompt_length, o.gen_length, o.block_length, o.repeat);
   for (const Row& r : rows)
-    table += fmt::format("| {:>5} | {:<6} | {:>11} | {:>8} | {:>10.2f} | {:>8.1f} | {:>7.1f} | "
-                         "{:>7.2f} | {:>7.2f}x |\n",
-                         r.batch, r.cache, r.tokens_per_step, r.nfe, r.ms_per_forward,
-                         r.tokens_per_s, r.ttft_ms, r.tpot_ms,
-                         r.tokens_per_s / rows.front().tokens_per_s);
-  table += "speed-up: tokens/s against the baseline (batch 1, no cache, 1 token/step) of this run\n";
+    table += fmt::format(
+        "| {:>5} | {:<6} | {:>11} | {:>8} | {:>10.2f} | {:>8.1f} | {:>7.1f} | "
+        "{:>7.2f} | {:>7.2f}x |\n",
+        r.batch, r.cache, r.tokens_per_step, r.nfe, r.ms_per_forward, r.tokens_per_s, r.ttft_ms,
+        r.tpot_ms, r.tokens_per_s / rows.front().tokens_per_s);
+  table +=
+      "speed-up: tokens/s against the baseline (batch 1, no cache, 1 token/step) of this run\n";
   if (peak_all >= 0)
     table += fmt::format("peak GPU memory allocated: {:.0f} MiB (weights {:.0f} MiB)\n", peak_all,
                          weights_gpu_mib);
@@ -356,8 +308,9 @@ int run_bench_text(TextBenchOptions o) {
 
 void add_bench_text_command(CLI::App& bench, CommandAction* action) {
   auto* text = bench.add_subcommand(
-      "text", "LLaDA (random weights): ms per forward, tokens/s, TTFT, TPOT per KV cache mode, "
-              "tokens per step and batch");
+      "text",
+      "LLaDA (random weights): ms per forward, tokens/s, TTFT, TPOT per KV cache mode, "
+      "tokens per step and batch");
   auto o = std::make_shared<TextBenchOptions>();
   text->add_option("--config", o->config,
                    "folder with LLaDA's config.json (default configs/llada-8b)");
@@ -370,7 +323,8 @@ void add_bench_text_command(CLI::App& bench, CommandAction* action) {
       ->delimiter(',');
   text->add_option("--batch", o->batch, "batch sizes, a list (default 1,16 on CUDA, 1,4 on CPU)")
       ->delimiter(',');
-  text->add_option("--cache", o->cache, "KV cache modes, a list of none, prefix, dual (default all)")
+  text->add_option("--cache", o->cache,
+                   "KV cache modes, a list of none, prefix, dual (default all)")
       ->delimiter(',');
   text->add_option("--prompt-length", o->prompt_length, "random prompt ids per row (default 64)");
   text->add_option("--repeat", o->repeat, "timed runs per row (median reported; default 1)");
