@@ -223,11 +223,13 @@ UNetDownBlockImpl::UNetDownBlockImpl(const UNet2DConditionConfig& c, std::size_t
 
 at::Tensor UNetDownBlockImpl::forward(const at::Tensor& x, const at::Tensor& temb,
                                       const at::Tensor& context, const at::Tensor& context_mask,
-                                      std::vector<at::Tensor>& skips) {
+                                      std::vector<at::Tensor>& skips, const UNetLayerHook& hook,
+                                      std::size_t index) {
   at::Tensor h = x;
   for (std::size_t l = 0; l < resnets_.size(); ++l) {
     h = resnets_[l](h, temb);
     if (!attentions_.empty()) h = attentions_[l](h, context, context_mask);
+    if (hook) h = hook(UNetLayerSite{UNetPart::kDown, index, l}, h);
     skips.push_back(h);
   }
   if (downsampler_) {
@@ -271,7 +273,8 @@ UNetUpBlockImpl::UNetUpBlockImpl(const UNet2DConditionConfig& c, std::size_t i) 
 at::Tensor UNetUpBlockImpl::forward(const at::Tensor& x, const at::Tensor& temb,
                                     const at::Tensor& context, const at::Tensor& context_mask,
                                     std::vector<at::Tensor>& skips,
-                                    c10::optional<std::vector<int64_t>> upsample_size) {
+                                    c10::optional<std::vector<int64_t>> upsample_size,
+                                    const UNetLayerHook& hook, std::size_t index) {
   at::Tensor h = x;
   for (std::size_t l = 0; l < resnets_.size(); ++l) {
     if (skips.empty()) throw UsageError("the UNet ran out of skip connections", "UNetUpBlock");
@@ -279,6 +282,7 @@ at::Tensor UNetUpBlockImpl::forward(const at::Tensor& x, const at::Tensor& temb,
     skips.pop_back();
     h = resnets_[l](h, temb);
     if (!attentions_.empty()) h = attentions_[l](h, context, context_mask);
+    if (hook) h = hook(UNetLayerSite{UNetPart::kUp, index, l}, h);
   }
   if (upsampler_) h = upsampler_(h, std::move(upsample_size));
   return h;
@@ -304,10 +308,12 @@ UNetMidBlock2DCrossAttnImpl::UNetMidBlock2DCrossAttnImpl(const UNet2DConditionCo
 
 at::Tensor UNetMidBlock2DCrossAttnImpl::forward(const at::Tensor& x, const at::Tensor& temb,
                                                 const at::Tensor& context,
-                                                const at::Tensor& context_mask) {
+                                                const at::Tensor& context_mask,
+                                                const UNetLayerHook& hook) {
   at::Tensor h = resnets_[0](x, temb);
   for (std::size_t l = 0; l < attentions_.size(); ++l) {
     h = attentions_[l](h, context, context_mask);
+    if (hook) h = hook(UNetLayerSite{UNetPart::kMid, 0, l}, h);
     h = resnets_[l + 1](h, temb);
   }
   return h;
@@ -422,8 +428,9 @@ at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample, const at:
 
   at::Tensor h = conv_in_(x);
   std::vector<at::Tensor> skips{h};
-  for (auto& block : down_blocks_)
-    h = block->forward(h, emb, encoder_hidden_states, context_mask, skips);
+  for (std::size_t i = 0; i < down_blocks_.size(); ++i)
+    h = down_blocks_[i]->forward(h, emb, encoder_hidden_states, context_mask, skips,
+                                 extra.after_layer, i);
 
   if (!extra.down_block_additional_residuals.empty()) {
     if (extra.down_block_additional_residuals.size() != skips.size())
@@ -437,7 +444,7 @@ at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample, const at:
   }
 
   if (mid_cross_)
-    h = mid_cross_->forward(h, emb, encoder_hidden_states, context_mask);
+    h = mid_cross_->forward(h, emb, encoder_hidden_states, context_mask, extra.after_layer);
   else if (mid_plain_)
     h = mid_plain_->forward(h, emb);
   if (extra.mid_block_additional_residual.defined()) h = h + extra.mid_block_additional_residual;
@@ -449,7 +456,8 @@ at::Tensor UNet2DConditionModelImpl::forward(const at::Tensor& sample, const at:
       const std::size_t left = skips.size() - block->num_layers();
       upsample_size = skips[left - 1].sizes().slice(2).vec();
     }
-    h = block->forward(h, emb, encoder_hidden_states, context_mask, skips, upsample_size);
+    h = block->forward(h, emb, encoder_hidden_states, context_mask, skips, upsample_size,
+                       extra.after_layer, i);
   }
 
   h = activate(conv_norm_out_(h), c.act_fn);

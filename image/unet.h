@@ -13,6 +13,7 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,19 @@ struct UNet2DConditionConfig {
   static UNet2DConditionConfig from_json(const nlohmann::json& config, const std::string& origin);
 };
 
+// Where UNetExtraInputs::after_layer runs: after layer `layer` (its resnet, then its attention when
+// the block has one) of down or up block `block`, before the skip is kept; in the cross-attention
+// mid block after attention `layer`, before the next resnet (block 0). This is where AnimateDiff's
+// UNetMotionModel puts its motion modules (video/unet_motion.h).
+enum class UNetPart { kDown, kMid, kUp };
+struct UNetLayerSite {
+  UNetPart part = UNetPart::kDown;
+  std::size_t block = 0;
+  std::size_t layer = 0;
+};
+// Returns the hidden states that continue through the UNet (the input unchanged for a no-op).
+using UNetLayerHook = std::function<at::Tensor(const UNetLayerSite&, const at::Tensor&)>;
+
 // Optional inputs of the UNet forward beyond (sample, timestep, text embeddings).
 struct UNetExtraInputs {
   // [B, Lk]: 1 keeps a text token, 0 drops it (turned into a -10000 bias as diffusers does).
@@ -71,6 +85,8 @@ struct UNetExtraInputs {
   // ControlNet residuals: one per skip connection (added to them), and one for the mid block.
   std::vector<at::Tensor> down_block_additional_residuals;
   at::Tensor mid_block_additional_residual;
+  // Called at every UNetLayerSite when set (none: the plain 2-D UNet).
+  UNetLayerHook after_layer;
 };
 
 // DownBlock2D / CrossAttnDownBlock2D (with `attentions` when cross-attention is on).
@@ -78,8 +94,10 @@ class UNetDownBlockImpl : public torch::nn::Module {
  public:
   UNetDownBlockImpl(const UNet2DConditionConfig& config, std::size_t index);
   // Returns the output and appends every skip tensor (after each layer and the downsampler).
+  // `hook` (may be empty) runs after each layer, at site {kDown, index, layer}.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& temb, const at::Tensor& context,
-                     const at::Tensor& context_mask, std::vector<at::Tensor>& skips);
+                     const at::Tensor& context_mask, std::vector<at::Tensor>& skips,
+                     const UNetLayerHook& hook = {}, std::size_t index = 0);
   bool has_cross_attention() const { return !attentions_.empty(); }
 
  private:
@@ -96,7 +114,8 @@ class UNetUpBlockImpl : public torch::nn::Module {
   // Consumes num_layers() tensors from the back of `skips`.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& temb, const at::Tensor& context,
                      const at::Tensor& context_mask, std::vector<at::Tensor>& skips,
-                     c10::optional<std::vector<int64_t>> upsample_size);
+                     c10::optional<std::vector<int64_t>> upsample_size,
+                     const UNetLayerHook& hook = {}, std::size_t index = 0);
   std::size_t num_layers() const { return resnets_.size(); }
   bool has_upsampler() const { return static_cast<bool>(upsampler_); }
 
@@ -112,7 +131,7 @@ class UNetMidBlock2DCrossAttnImpl : public torch::nn::Module {
  public:
   explicit UNetMidBlock2DCrossAttnImpl(const UNet2DConditionConfig& config);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& temb, const at::Tensor& context,
-                     const at::Tensor& context_mask);
+                     const at::Tensor& context_mask, const UNetLayerHook& hook = {});
 
  private:
   std::vector<ResnetBlock2D> resnets_;
@@ -136,6 +155,8 @@ class UNet2DConditionModelImpl : public torch::nn::Module {
                      const at::Tensor& encoder_hidden_states, const UNetExtraInputs& extra = {});
 
   const UNet2DConditionConfig& config() const { return config_; }
+  // Whether the mid block is UNetMidBlock2DCrossAttn (the only one with a kMid hook site).
+  bool has_cross_attention_mid_block() const { return static_cast<bool>(mid_cross_); }
   // The time embedding fed to every resnet: time_embedding(time_proj(t)) [B, time_embed_dim].
   at::Tensor time_embed(const at::Tensor& sample, const at::Tensor& timestep,
                         const at::Tensor& timestep_cond = {});

@@ -306,6 +306,7 @@ GenerateResult generate_mesh(const PointEModels& models, const Conditioning& con
   if (!models.sdf)
     throw UsageError("no SDF model loaded: a mesh needs one", "generate_mesh",
                      "add the sdf model folder to the model set");
+  mesh::check_filter_options(options.filters);  // before the (long) sampling
   GenerateResult r;
   auto t0 = Clock::now();
   r.points = sample_points(models, cond, options.seed, options.sampling, progress)[0];
@@ -323,6 +324,7 @@ GenerateResult generate_mesh(const PointEModels& models, const Conditioning& con
     throw Error("marching cubes found no surface in the SDF grid", "generate_mesh",
                 "try another seed or a finer --grid");
   r.mesh = to_mesh(r.raw);
+  r.filters = mesh::apply_filters(r.mesh, options.filters);
   return r;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "mesh/mesh.h"
+#include "mesh/mesh_filters.h"
 #include "mesh/pointe_diffusion.h"
 #include "mesh/pointe_pipeline.h"
 
@@ -79,17 +80,22 @@ struct GenerateOptions {
   SamplingOptions sampling = PointE::text_defaults();
   MeshOptions mesh;  // grid_size etc.
   uint64_t seed = 0;
+  // Clean-up of the marching-cubes mesh (mesh/mesh_filters.h): floaters, Taubin smoothing, QEM
+  // simplification. Default: none.
+  mesh::MeshFilterOptions filters;
 };
 
 struct GenerateResult {
-  at::Tensor points;  // [6, N0 + N1]
-  ColoredMesh raw;    // what points_to_mesh returned
-  mesh::Mesh mesh;    // to_mesh(raw)
+  at::Tensor points;           // [6, N0 + N1]
+  ColoredMesh raw;             // what points_to_mesh returned
+  mesh::Mesh mesh;             // to_mesh(raw), then options.filters
+  mesh::FilterReport filters;  // what the filters did (filters.applied false when none ran)
   double sample_seconds = 0, sdf_seconds = 0, marching_cubes_seconds = 0;
 };
 
-// sample_points + sdf_grid + grid_to_mesh + to_mesh. `options.sampling.guidance[1]` is ignored
-// for vector conditioning (Point-E's text pipeline leaves the upsampler unguided).
+// sample_points + sdf_grid + grid_to_mesh + to_mesh + mesh::apply_filters(options.filters).
+// `options.sampling.guidance[1]` is ignored for vector conditioning (Point-E's text pipeline leaves
+// the upsampler unguided).
 GenerateResult generate_mesh(const PointEModels& models, const Conditioning& cond,
                              const GenerateOptions& options, const StepProgress& progress = {});
 

@@ -31,6 +31,7 @@ int run_cli(int argc, char** argv) {
   add_plan_command(app, &action);
   add_presets_command(app, &action);
   add_kpi_command(app, &action);
+  add_review_command(app, &action);
 #ifdef STUDIO_HAVE_MESH
   add_mesh_command(app, &action);
 #endif

@@ -13,6 +13,8 @@ using CommandAction = std::function<int()>;
 // Commands of the image stage exist only in builds with it (STUDIO_WITH_IMAGE, which defines
 // STUDIO_HAVE_IMAGE); the CLI registers only what is built.
 void add_models_command(CLI::App& app, CommandAction* action);
+// `models hash|verify` under `models` (models_integrity_command.cpp).
+void add_models_integrity_commands(CLI::App* models, CommandAction* action);
 #ifdef STUDIO_HAVE_IMAGE
 void add_image_command(CLI::App& app, CommandAction* action);
 // `studio edit` (edit_command.cpp): a product photo edited by inversion, product kept.
@@ -28,7 +30,10 @@ void add_run_command(CLI::App& app, CommandAction* action);   // `run` (runner.h
 // `studio plan JOB` (plan_command.cpp) and `studio presets list|show` (presets_command.cpp).
 void add_plan_command(CLI::App& app, CommandAction* action);
 void add_presets_command(CLI::App& app, CommandAction* action);
-void add_kpi_command(CLI::App& app, CommandAction* action);  // `kpi merge|report` (kpi_command.cpp)
+// `kpi report|merge|ingest` (kpi_command.cpp)
+void add_kpi_command(CLI::App& app, CommandAction* action);
+// `studio review RUN_DIR` (review_command.cpp): the local review page (review_server.h).
+void add_review_command(CLI::App& app, CommandAction* action);
 #ifdef STUDIO_HAVE_MESH
 // `studio mesh info|convert|render|check` (mesh_command.cpp), in builds with STUDIO_WITH_MESH.
 void add_mesh_command(CLI::App& app, CommandAction* action);
@@ -41,6 +46,9 @@ void add_bench_mesh_command(CLI::App& bench, CommandAction* action);
 #ifdef STUDIO_HAVE_VIDEO
 // `studio video probe|transcode` (video_command.cpp), in builds with STUDIO_WITH_VIDEO.
 void add_video_command(CLI::App& app, CommandAction* action);
+// `video generate` and the short form `video --model ...` (video_generate_command.cpp), in builds
+// with both the video and the image stage.
+void add_video_generate_command(CLI::App& video, CommandAction* action);
 #endif
 
 }  // namespace studio

@@ -152,9 +152,26 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
   bool models_ok = true;
   if (j.contains("models") && !j["models"].is_null()) {
     if (check::object(j["models"], "/models", p)) {
-      check::keys(j["models"], "/models", {"text", "image"}, p);
+      check::keys(j["models"], "/models", {"text", "image", "text_sha256", "image_sha256"}, p);
       job.text_model = check::string(j["models"], "/models", "text", false, p, true).value_or("");
       job.image_model = check::string(j["models"], "/models", "image", false, p, true).value_or("");
+      for (const char* stage : {"text", "image"}) {
+        const std::string key = std::string(stage) + "_sha256";
+        const std::string pin =
+            check::string(j["models"], "/models", key, false, p, true).value_or("");
+        const bool hex = pin.size() == 64 && std::all_of(pin.begin(), pin.end(), [](char c) {
+                           return std::isdigit(static_cast<unsigned char>(c)) ||
+                                  (c >= 'a' && c <= 'f');
+                         });
+        if (!pin.empty() && !hex)
+          p.add(json_path("/models", key),
+                "found \"" + pin + "\", expected the 64 lowercase hex digits `studio models hash` "
+                "prints");
+        else if (!pin.empty() && !j["models"].contains(stage))
+          p.add(json_path("/models", key), std::string("pins a digest but names no ") + stage +
+                                               " model");
+        (std::string(stage) == "text" ? job.text_model_sha256 : job.image_model_sha256) = pin;
+      }
     } else {
       models_ok = false;
     }

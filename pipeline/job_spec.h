@@ -62,6 +62,9 @@ struct JobSpec {
   std::string image_model;
   std::filesystem::path text_model_path;  // resolved (empty when not given)
   std::filesystem::path image_model_path;
+  // Pinned folder digests (`studio models hash`): the run refuses a model folder whose files
+  // changed. "" = not pinned.
+  std::string text_model_sha256, image_model_sha256;
   std::string tier;  // "standard" when not given (and the presets folder has it), else ""
   std::vector<JobVariant> variants;
   std::vector<JobItem> items;

@@ -54,10 +54,15 @@ int64_t get_int(const json& j, const char* key, int64_t fallback) {
 // ---------------------------------------------------------------------------------------------
 
 json JournalRecord::to_json() const {
-  return json{{"v", 1},           {"work_id", work_id}, {"item", item},     {"kind", kind},
+  json j{{"v", 1},           {"work_id", work_id}, {"item", item},     {"kind", kind},
               {"channel", channel}, {"variant", variant}, {"seed", seed},     {"status", status},
               {"output", output},  {"sha256", sha256},   {"bytes", bytes},   {"stage", stage},
               {"error", error},    {"attempt", attempt}, {"time", time}};
+  if (revision > 0) {
+    j["revision"] = revision;
+    j["base_work_id"] = base_work_id;
+  }
+  return j;
 }
 
 JournalRecord JournalRecord::from_json(const json& j) {
@@ -86,6 +91,11 @@ JournalRecord JournalRecord::from_json(const json& j) {
   r.error = get_string(j, "error", false);
   r.attempt = get_int(j, "attempt", 1);
   r.time = get_string(j, "time", false);
+  r.revision = get_int(j, "revision", 0);
+  if (r.revision < 0) throw FormatError("negative \"revision\"");
+  r.base_work_id = get_string(j, "base_work_id", false);
+  if (r.revision > 0 && r.base_work_id.empty())
+    throw FormatError("a revision (\"revision\" > 0) needs its \"base_work_id\"");
   return r;
 }
 

@@ -32,6 +32,10 @@ struct JournalRecord {
   std::string error;            // failed: the reason
   int64_t attempt = 1;          // 1 for the first try, 2 for the first retry, ...
   std::string time;             // ISO 8601 UTC; append() fills it in when empty
+  // Review revisions (`studio run --revise`): revision n > 0 re-made the asset `base_work_id` after
+  // a reviewer rejected it or asked for a revision. Written only when revision > 0.
+  int64_t revision = 0;
+  std::string base_work_id;
 
   nlohmann::json to_json() const;
   // FormatError naming the bad field when `j` is not a version-1 record.

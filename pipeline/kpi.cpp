@@ -86,34 +86,39 @@ json nan_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 // --- events ----------------------------------------------------------------------------------
 
 json StageEvent::to_json() const {
-  return json{{"type", "stage"},
-              {"run_id", run_id},
-              {"shard", shard},
-              {"work_id", work_id},
-              {"item", item},
-              {"kind", kind},
-              {"channel", channel},
-              {"variant", variant},
-              {"seed", seed},
-              {"stage", stage},
-              {"status", status},
-              {"error", error},
-              {"attempt", attempt},
-              {"queue_wait_s", queue_wait_s},
-              {"compute_s", compute_s},
-              {"gpu_s", gpu_s},
-              {"peak_mem_bytes", peak_mem_bytes},
-              {"nfe", nfe},
-              {"steps", steps},
-              {"tokens", tokens},
-              {"ttft_s", ttft_s},
-              {"tpot_s", tpot_s},
-              {"tokens_per_s", tokens_per_s},
-              {"images", images},
-              {"rounds", rounds},
-              {"first_pass", first_pass ? json(*first_pass) : json(nullptr)},
-              {"t_start", t_start},
-              {"t_end", t_end}};
+  json j{{"type", "stage"},
+         {"run_id", run_id},
+         {"shard", shard},
+         {"work_id", work_id},
+         {"item", item},
+         {"kind", kind},
+         {"channel", channel},
+         {"variant", variant},
+         {"seed", seed},
+         {"stage", stage},
+         {"status", status},
+         {"error", error},
+         {"attempt", attempt},
+         {"queue_wait_s", queue_wait_s},
+         {"compute_s", compute_s},
+         {"gpu_s", gpu_s},
+         {"peak_mem_bytes", peak_mem_bytes},
+         {"nfe", nfe},
+         {"steps", steps},
+         {"tokens", tokens},
+         {"ttft_s", ttft_s},
+         {"tpot_s", tpot_s},
+         {"tokens_per_s", tokens_per_s},
+         {"images", images},
+         {"rounds", rounds},
+         {"first_pass", first_pass ? json(*first_pass) : json(nullptr)},
+         {"t_start", t_start},
+         {"t_end", t_end}};
+  if (revision > 0) {
+    j["revision"] = revision;
+    j["base_work_id"] = base_work_id;
+  }
+  return j;
 }
 
 StageEvent StageEvent::from_json(const json& j) {
@@ -153,6 +158,11 @@ StageEvent StageEvent::from_json(const json& j) {
   e.t_start = num(j, "t_start");
   e.t_end = num(j, "t_end");
   if (e.t_end < e.t_start) throw FormatError("\"t_end\" is before \"t_start\"");
+  e.revision = integer(j, "revision");
+  if (e.revision < 0) throw FormatError("negative \"revision\"");
+  e.base_work_id = str(j, "base_work_id");
+  if (e.revision > 0 && e.base_work_id.empty())
+    throw FormatError("a revision (\"revision\" > 0) needs its \"base_work_id\"");
   return e;
 }
 
@@ -280,23 +290,38 @@ std::vector<ReviewVerdict> read_reviews(const fs::path& run_dir,
   for (const auto& line : read_jsonl(file, /*repair=*/false, warnings)) {
     try {
       if (!line.value.is_object()) throw FormatError("not a JSON object");
+      const json& j = line.value;
       ReviewVerdict r;
-      r.work_id = str(line.value, "work_id");
-      r.output = str(line.value, "output");
+      r.line = line.line;
+      r.v = integer(j, "v", 1);
+      if (r.v != 1 && r.v != 2)
+        throw FormatError(fmt::format("\"v\" must be 1 or 2, found {}", r.v));
+      r.work_id = str(j, "work_id");
+      r.output = str(j, "output");
       if (r.work_id.empty() && r.output.empty())
         throw FormatError("needs \"work_id\" or \"output\"");
-      r.verdict = str(line.value, "verdict", true);
-      if (r.verdict != "accept" && r.verdict != "reject")
-        throw FormatError("\"verdict\" must be accept or reject, found \"" + r.verdict + "\"");
-      r.reviewer = str(line.value, "reviewer");
-      r.note = str(line.value, "note");
+      if (j.contains("revision") && !j["revision"].is_null() && !j["revision"].is_number_integer())
+        throw FormatError("\"revision\" is not an integer");
+      r.revision = integer(j, "revision");
+      if (r.revision < 0) throw FormatError("negative \"revision\"");
+      r.verdict = str(j, "verdict", true);
+      if (r.verdict != "accept" && r.verdict != "reject" && r.verdict != "revise")
+        throw FormatError("\"verdict\" must be accept, reject or revise, found \"" + r.verdict +
+                          "\"");
+      r.reason = str(j, "reason");
+      r.note = str(j, "note");
+      r.reviewer = str(j, "reviewer");
+      r.seconds = num(j, "seconds");
+      if (r.seconds < 0) throw FormatError("negative \"seconds\"");
+      r.time = str(j, "time");
       out.push_back(std::move(r));
     } catch (const FormatError& e) {
       throw FormatError(
           fmt::format("line {} is not a valid review: {}", line.line, e.what_failed()),
           fmt::format("{}:{}", file.string(), line.line),
-          "each line: {\"work_id\" or \"output\", \"verdict\": \"accept\"|\"reject\", "
-          "\"reviewer\", \"note\"}");
+          "each line: {\"v\": 2, \"work_id\" or \"output\", \"revision\", \"verdict\": "
+          "\"accept\"|\"reject\"|\"revise\", \"reason\", \"note\", \"reviewer\", \"seconds\", "
+          "\"time\"}");
     }
   }
   return out;
@@ -330,8 +355,11 @@ double Yield::copy_fpy() const {
   return first_pass_n ? static_cast<double>(first_pass_ok) / static_cast<double>(first_pass_n)
                       : kNaN;
 }
-double Yield::review_fpy() const {
-  return reviewed ? static_cast<double>(accepted) / static_cast<double>(reviewed) : kNaN;
+double Yield::human_fpy() const {
+  return reviewed ? static_cast<double>(accepted_first_pass) / static_cast<double>(reviewed) : kNaN;
+}
+double ReviewSummary::human_fpy() const {
+  return reviewed ? static_cast<double>(accepted_first_pass) / static_cast<double>(reviewed) : kNaN;
 }
 
 std::vector<StageEvent> dedupe_stage_events(const std::vector<StageEvent>& events,
@@ -369,7 +397,8 @@ std::vector<StageEvent> dedupe_stage_events(const std::vector<StageEvent>& event
 
 KpiSummary compute_kpis(const Ledger& ledger, const KpiConfig& config,
                         const std::vector<ReviewVerdict>& reviews,
-                        const std::map<std::string, std::string>& output_to_work_id) {
+                        const std::map<std::string, std::string>& output_to_work_id,
+                        const std::vector<Reaction>& reactions) {
   KpiSummary s;
   s.config = config;
   s.warnings = ledger.warnings;
@@ -403,6 +432,8 @@ KpiSummary compute_kpis(const Ledger& ledger, const KpiConfig& config,
     if ((r.event == "start" || r.event == "resumed") && r.restart_count > 0) ++s.preemptions;
   }
   for (const auto& e : events) {
+    // Revision rounds come later (after a review): they do not stretch the run's makespan.
+    if (e.revision > 0 || e.status == "skipped") continue;
     run_start = std::min(run_start, e.t_start);
     run_end = std::max(run_end, e.t_end);
   }
@@ -428,21 +459,6 @@ KpiSummary compute_kpis(const Ledger& ledger, const KpiConfig& config,
   }
   s.time_lost_s = s.downtime_s + s.redone_s;
 
-  // Reviews: the last verdict per work item.
-  std::map<std::string, std::string> verdicts;
-  for (const auto& r : reviews) {
-    std::string id = r.work_id;
-    if (id.empty()) {
-      const auto it = output_to_work_id.find(r.output);
-      if (it == output_to_work_id.end()) {
-        s.warnings.push_back("review of \"" + r.output + "\": no journal record names that output");
-        continue;
-      }
-      id = it->second;
-    }
-    verdicts[id] = r.verdict;
-  }
-
   // Per work item.
   std::map<std::string, std::vector<const StageEvent*>> by_item;
   for (const auto& e : events) by_item[e.work_id].push_back(&e);
@@ -459,6 +475,8 @@ KpiSummary compute_kpis(const Ledger& ledger, const KpiConfig& config,
     it.variant = first.variant;
     it.seed = first.seed;
     it.shard = first.shard;
+    it.revision = first.revision;
+    it.base_work_id = first.base_work_id;
     it.t_first_start = std::numeric_limits<double>::infinity();
     const StageEvent* last = nullptr;
     double ttft = 0, tpot = 0;
@@ -507,13 +525,114 @@ KpiSummary compute_kpis(const Ledger& ledger, const KpiConfig& config,
     it.latency_s = it.t_end - it.t_first_start;
     const auto fr = shard_first_resume.find(it.shard);
     it.recovered = it.status == "done" && fr != shard_first_resume.end() && it.t_end > fr->second;
-    const auto v = verdicts.find(id);
-    if (v != verdicts.end() && it.status == "done") it.review = v->second;
     s.items.push_back(std::move(it));
   }
   std::stable_sort(s.items.begin(), s.items.end(), [](const ItemKpi& a, const ItemKpi& b) {
     return a.t_first_start < b.t_first_start;
   });
+
+  // Revisions: how many each original has, and the latest one that finished.
+  std::map<std::string, std::size_t> index;  // work id -> position in s.items
+  for (std::size_t i = 0; i < s.items.size(); ++i) index[s.items[i].work_id] = i;
+  std::map<std::string, int64_t> latest_revision;
+  std::map<std::pair<std::string, int64_t>, std::size_t> revision_index;  // (base, n) -> item
+  for (std::size_t i = 0; i < s.items.size(); ++i) {
+    const ItemKpi& it = s.items[i];
+    if (it.revision == 0) continue;
+    revision_index[{it.base_work_id, it.revision}] = i;
+    const auto b = index.find(it.base_work_id);
+    if (b != index.end()) ++s.items[b->second].revisions;
+    if (it.status == "done")
+      latest_revision[it.base_work_id] = std::max(latest_revision[it.base_work_id], it.revision);
+  }
+
+  // Human review: each line resolved to its base asset and the revision it reviewed.
+  std::vector<ReviewVerdict> resolved;
+  for (const auto& r : reviews) {
+    ++s.review.lines;
+    s.review.seconds += r.seconds;
+    std::string id = r.work_id;
+    const std::string where = r.line ? fmt::format("review.jsonl:{}", r.line) : "review.jsonl";
+    if (id.empty()) {
+      const auto o = output_to_work_id.find(r.output);
+      if (o == output_to_work_id.end()) {
+        s.warnings.push_back(fmt::format(
+            "{}: review of \"{}\": no journal record names that output", where, r.output));
+        continue;
+      }
+      id = o->second;
+    }
+    auto f = index.find(id);
+    if (f != index.end() && s.items[f->second].revision > 0) {
+      // A revision's own work id or output: the verdict is on that revision of its base asset.
+      ReviewVerdict x = r;
+      if (x.revision == 0) x.revision = s.items[f->second].revision;
+      id = s.items[f->second].base_work_id;
+      f = index.find(id);
+      if (f != index.end()) {
+        x.work_id = id;
+        resolved.push_back(std::move(x));
+        continue;
+      }
+    }
+    if (f == index.end()) {
+      s.warnings.push_back(
+          fmt::format("{}: review of work item \"{}\", which is not in the ledger", where, id));
+      continue;
+    }
+    if (s.items[f->second].status != "done") {
+      s.warnings.push_back(
+          fmt::format("{}: review of work item \"{}\", which did not finish (ignored)", where, id));
+      continue;
+    }
+    ReviewVerdict x = r;
+    x.work_id = id;
+    resolved.push_back(std::move(x));
+  }
+  std::map<std::string, std::vector<const ReviewVerdict*>> lines_of;  // base -> lines, in order
+  for (const auto& x : resolved) lines_of[x.work_id].push_back(&x);
+  double revisions_accepted_on = 0;
+  for (const auto& [id, lines] : lines_of) {
+    ItemKpi& it = s.items[index.at(id)];
+    const ReviewVerdict& last = *lines.back();
+    it.review = last.verdict;
+    it.review_revision = last.revision;
+    it.first_review = lines.front()->verdict;
+    it.review_lines = lines.size();
+    it.review_reason = last.reason;
+    it.review_note = last.note;
+    bool clean = true;  // no reject or revise at any point
+    for (const ReviewVerdict* l : lines) {
+      it.review_seconds += l->seconds;
+      if (l->verdict != "accept") {
+        clean = false;
+        s.review.issues.push_back(*l);
+      }
+      const auto rv = revision_index.find({id, l->revision});
+      if (l->revision > 0 && rv != revision_index.end()) s.items[rv->second].review = l->verdict;
+    }
+    it.review_first_pass = last.verdict == "accept" && last.revision == 0 && clean;
+    s.review.minutes_by_kind[it.kind] += it.review_seconds / 60.0;
+    ++s.review.reviewed;
+    if (last.verdict == "accept") {
+      ++s.review.accepted;
+      revisions_accepted_on += static_cast<double>(last.revision);
+      if (it.review_first_pass) ++s.review.accepted_first_pass;
+    } else {
+      if (last.verdict == "reject") ++s.review.rejected;
+      if (last.verdict == "revise") ++s.review.to_revise;
+      const auto lr = latest_revision.find(id);
+      if (last.revision >= (lr == latest_revision.end() ? 0 : lr->second))
+        ++s.review.pending_revision;
+    }
+  }
+  std::stable_sort(s.review.issues.begin(), s.review.issues.end(),
+                   [](const ReviewVerdict& a, const ReviewVerdict& b) { return a.line < b.line; });
+  s.review.minutes = s.review.seconds / 60.0;
+  s.review.mean_seconds =
+      s.review.lines ? s.review.seconds / static_cast<double>(s.review.lines) : kNaN;
+  s.review.revisions_per_accepted =
+      s.review.accepted ? revisions_accepted_on / static_cast<double>(s.review.accepted) : kNaN;
 
   // Stage totals in pipeline order.
   for (const auto& name : kStageOrder)
@@ -527,10 +646,28 @@ KpiSummary compute_kpis(const Ledger& ledger, const KpiConfig& config,
   std::map<std::string, GroupKpi> channels, variants, kinds;
   std::map<std::string, std::vector<double>> g_turn, g_cost;  // key: "c:"/"v:"/"k:" + name
   for (const auto& it : s.items) {
-    ++s.work_items;
     s.compute_s += it.compute_s;
     s.gpu_s += it.gpu_s;
     s.cost_total += it.cost;
+    if (it.revision > 0) {
+      // A revision: counted apart; its cost goes to its groups' totals (cost per asset includes
+      // the cost of revising), not to their item, asset or yield counts.
+      ++s.revisions_made;
+      if (it.status == "done") ++s.revisions_done;
+      if (it.status == "failed") ++s.revisions_failed;
+      s.revision_cost += it.cost;
+      s.revision_compute_s += it.compute_s;
+      for (auto* m : {&channels, &variants, &kinds}) {
+        const std::string& name =
+            m == &channels ? it.channel : (m == &variants ? it.variant : it.kind);
+        GroupKpi& g = (*m)[name];
+        g.name = name;
+        g.compute_s += it.compute_s;
+        g.cost_total += it.cost;
+      }
+      continue;
+    }
+    ++s.work_items;
     if (it.attempts > 1) {
       ++s.retried;
       if (it.status == "done") ++s.retried_ok;
@@ -573,6 +710,7 @@ KpiSummary compute_kpis(const Ledger& ledger, const KpiConfig& config,
         if (done && !it.review.empty()) {
           ++y->reviewed;
           if (it.review == "accept") ++y->accepted;
+          if (it.review_first_pass) ++y->accepted_first_pass;
         }
       }
     };
@@ -602,6 +740,15 @@ KpiSummary compute_kpis(const Ledger& ledger, const KpiConfig& config,
   finish(channels, "c:", s.by_channel);
   finish(variants, "v:", s.by_variant);
   finish(kinds, "k:", s.by_kind);
+
+  // A/B on campaign reactions: the baseline is the variant of the run's first work item.
+  std::string first_variant;
+  for (const auto& it : s.items)
+    if (it.revision == 0) {
+      first_variant = it.variant;
+      break;
+    }
+  s.ab = compare_variants(reactions, first_variant);
   return s;
 }
 
@@ -623,7 +770,8 @@ KpiSummary compute_kpis(const fs::path& run_dir) {
   if (need_outputs)
     for (const auto& r : read_all_journals(run_dir, &warnings))
       if (!r.output.empty()) outputs[r.output] = r.work_id;
-  KpiSummary s = compute_kpis(ledger, config, reviews, outputs);
+  const auto reactions = read_reactions(run_dir, &warnings);
+  KpiSummary s = compute_kpis(ledger, config, reviews, outputs, reactions);
   s.warnings.insert(s.warnings.end(), warnings.begin(), warnings.end());
   return s;
 }
@@ -643,6 +791,8 @@ json KpiSummary::to_json() const {
                 {"copy_fpy", nan_null(x.copy_fpy())},
                 {"reviewed", x.reviewed},
                 {"accepted", x.accepted},
+                {"accepted_first_pass", x.accepted_first_pass},
+                {"human_fpy", nan_null(x.human_fpy())},
                 {"review_fpy", nan_null(x.review_fpy())}};
   };
   auto groups = [&](const std::vector<GroupKpi>& gs) {
@@ -681,6 +831,31 @@ json KpiSummary::to_json() const {
                           {"attempts", it.attempts}});
   json by_kind_t = json::object();
   for (const auto& [k, v] : turnaround_by_kind) by_kind_t[k] = q(v);
+  json issues = json::array();
+  for (const auto& r : review.issues)
+    issues.push_back({{"work_id", r.work_id},
+                      {"revision", r.revision},
+                      {"verdict", r.verdict},
+                      {"reason", r.reason},
+                      {"note", r.note},
+                      {"reviewer", r.reviewer},
+                      {"seconds", r.seconds},
+                      {"time", r.time}});
+  json human = {{"verdict_lines", review.lines},
+                {"reviewed", review.reviewed},
+                {"accepted", review.accepted},
+                {"accepted_first_pass", review.accepted_first_pass},
+                {"human_fpy", nan_null(review.human_fpy())},
+                {"rejected", review.rejected},
+                {"to_revise", review.to_revise},
+                {"pending_revision", review.pending_revision},
+                {"revisions_per_accepted", nan_null(review.revisions_per_accepted)},
+                {"review_seconds", review.seconds},
+                {"review_minutes", review.minutes},
+                {"review_minutes_by_kind", review.minutes_by_kind},
+                {"mean_seconds_per_verdict", nan_null(review.mean_seconds)},
+                {"configured_review_hours", review_hours},
+                {"issues", issues}};
   return json{{"run_id", config.run_id},
               {"job_name", config.job_name},
               {"work_items", work_items},
@@ -709,6 +884,14 @@ json KpiSummary::to_json() const {
               {"review_hours", review_hours},
               {"hours_replaced", hours_replaced},
               {"yield", y(yield)},
+              {"human_review", human},
+              {"revisions",
+               {{"made", revisions_made},
+                {"done", revisions_done},
+                {"failed", revisions_failed},
+                {"cost", revision_cost},
+                {"compute_s", revision_compute_s}}},
+              {"ab", ab.to_json()},
               {"by_channel", groups(by_channel)},
               {"by_variant", groups(by_variant)},
               {"by_kind", groups(by_kind)},
@@ -749,7 +932,7 @@ MergeResult merge_runs(const std::vector<fs::path>& run_dirs, const fs::path& ou
   std::vector<StageEvent> stages;
   std::vector<RunEvent> runs;
   std::vector<JournalRecord> journal;
-  std::optional<fs::path> run_json, review;
+  std::optional<fs::path> run_json, review, reactions;
   for (const auto& d : run_dirs) {
     const Ledger l = read_ledger(d);
     res.warnings.insert(res.warnings.end(), l.warnings.begin(), l.warnings.end());
@@ -765,6 +948,7 @@ MergeResult merge_runs(const std::vector<fs::path>& run_dirs, const fs::path& ou
     journal.insert(journal.end(), j.begin(), j.end());
     if (!run_json && fs::exists(d / "run.json", ec)) run_json = d / "run.json";
     if (!review && fs::exists(d / "review.jsonl", ec)) review = d / "review.jsonl";
+    if (!reactions && fs::exists(d / "reactions.jsonl", ec)) reactions = d / "reactions.jsonl";
   }
 
   const auto kept = dedupe_stage_events(stages);
@@ -819,6 +1003,8 @@ MergeResult merge_runs(const std::vector<fs::path>& run_dirs, const fs::path& ou
   }
   if (review)
     fs::copy_file(*review, out_dir / "review.jsonl", fs::copy_options::overwrite_existing);
+  if (reactions)
+    fs::copy_file(*reactions, out_dir / "reactions.jsonl", fs::copy_options::overwrite_existing);
   return res;
 }
 
@@ -871,6 +1057,17 @@ std::string fmt_money(double v) {
 }
 
 std::string fmt_pct(double v) { return std::isfinite(v) ? fmt::format("{:.0f}%", v * 100) : "n/a"; }
+
+// A rate with two decimals (CTR, CVR: often a few percent).
+std::string fmt_rate(double v) {
+  return std::isfinite(v) ? fmt::format("{:.2f}%", v * 100) : "n/a";
+}
+
+// A difference of two rates in percentage points with its interval.
+std::string fmt_diff(const Interval& d) {
+  if (!std::isfinite(d.estimate)) return "n/a";
+  return fmt::format("{:+.2f} pp [{:+.2f}, {:+.2f}]", d.estimate * 100, d.low * 100, d.high * 100);
+}
 
 std::string csv_field(const std::string& s) {
   std::string v = s;
@@ -1047,23 +1244,198 @@ std::string td(const std::string& s, bool num = false) {
   return std::string(num ? "<td class=\"n\">" : "<td>") + html_escape(s) + "</td>";
 }
 
+// Vertical bars with 95% error whiskers, one per label (values and bounds in [0, 1]).
+std::string svg_ci_bars(const std::vector<std::string>& labels, const std::vector<Interval>& v,
+                        const std::string& title) {
+  if (labels.empty()) return "<p class=\"none\">no data</p>";
+  const int left = 56, bottom = 34, top = 38, right = 14, slot = 110;
+  const int w = std::max(400, left + right + static_cast<int>(labels.size()) * slot), h = 230;
+  double max = 0;
+  for (const auto& i : v)
+    if (std::isfinite(i.high)) max = std::max(max, i.high);
+  if (max <= 0) max = 0.01;
+  max *= 1.1;
+  auto Y = [&](double x) { return h - bottom - x / max * (h - bottom - top); };
+  std::string o = fmt::format(
+      "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" "
+      "viewBox=\"0 0 {} {}\" role=\"img\">",
+      w, h, w, h);
+  o += fmt::format("<text x=\"4\" y=\"14\">{}</text>", html_escape(title));
+  o += fmt::format(
+      "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" class=\"axis\"/>"
+      "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" class=\"axis\"/>",
+      left, h - bottom, w - right, h - bottom, left, top, left, h - bottom);
+  o += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>", left - 4,
+                   Y(max) + 8, html_escape(fmt_rate(max)));
+  o += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">0%</text>", left - 4, h - bottom);
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const double cx = left + (static_cast<double>(i) + 0.5) * slot;
+    o += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>", cx,
+                     h - bottom + 14, html_escape(labels[i]));
+    const Interval& x = i < v.size() ? v[i] : Interval{kNaN, kNaN, kNaN};
+    if (!std::isfinite(x.estimate)) {
+      o += fmt::format(
+          "<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\" class=\"muted\">n/a</text>", cx,
+          h - bottom - 4);
+      continue;
+    }
+    const double bw = slot * 0.5;
+    o += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\">"
+        "<title>{}: {} (95% CI {} to {})</title></rect>",
+        cx - bw / 2, Y(x.estimate), bw, h - bottom - Y(x.estimate), kColors[i % 5],
+        html_escape(labels[i]), html_escape(fmt_rate(x.estimate)), html_escape(fmt_rate(x.low)),
+        html_escape(fmt_rate(x.high)));
+    // The whisker: a vertical line from the low to the high bound with caps.
+    o += fmt::format(
+        "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#222\" "
+        "stroke-width=\"1.5\" class=\"whisker\"/>"
+        "<line x1=\"{3:.1f}\" y1=\"{1:.1f}\" x2=\"{4:.1f}\" y2=\"{1:.1f}\" stroke=\"#222\"/>"
+        "<line x1=\"{3:.1f}\" y1=\"{2:.1f}\" x2=\"{4:.1f}\" y2=\"{2:.1f}\" stroke=\"#222\"/>",
+        cx, Y(x.low), Y(x.high), cx - 8, cx + 8);
+    o += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>", cx,
+                     Y(x.high) - 5, html_escape(fmt_rate(x.estimate)));
+  }
+  return o + "</svg>";
+}
+
+// "Human review": yields, verdict counts, revisions, review time and the reject/revise lines.
+std::string render_review_section(const KpiSummary& s) {
+  if (s.review.lines == 0) return {};
+  const ReviewSummary& r = s.review;
+  std::string o = "<h2>Human review</h2>\n<table class=\"head\">\n";
+  auto row = [&](const std::string& k, const std::string& v) {
+    o += "<tr><td>" + html_escape(k) + "</td><td>" + html_escape(v) + "</td></tr>\n";
+  };
+  row("Human first-pass yield",
+      fmt::format("{} ({} of {} reviewed assets accepted on revision 0 with no reject or revise)",
+                  fmt_pct(r.human_fpy()), r.accepted_first_pass, r.reviewed));
+  row("Final verdicts", fmt::format("{} accepted, {} rejected, {} to revise; {} pending revision "
+                                    "(no revision made since the verdict)",
+                                    r.accepted, r.rejected, r.to_revise, r.pending_revision));
+  row("Revisions per accepted asset",
+      fmt::format("{} (over {} accepted assets)", fmt_num(r.revisions_per_accepted, 2),
+                  r.accepted));
+  row("Revision work items",
+      fmt::format(
+          "{} made, {} finished, {} failed; {} compute, {} (included in the cost per asset)",
+          s.revisions_made, s.revisions_done, s.revisions_failed,
+          fmt_duration(s.revision_compute_s), fmt_money(s.revision_cost)));
+  std::string kinds;
+  for (const auto& [kind, m] : r.minutes_by_kind)
+    kinds += fmt::format("{}{} {:.1f} min", kinds.empty() ? "" : ", ",
+                         kind.empty() ? "(none)" : kind, m);
+  row("Review time (measured)",
+      fmt::format("{:.1f} min over {} verdicts, {} s per verdict{}", r.minutes, r.lines,
+                  fmt_num(r.mean_seconds, 0), kinds.empty() ? "" : "; " + kinds));
+  row("Review time (manual baseline)",
+      fmt::format("{:.2f} h from run.json's review_minutes per asset ({:.2f} h measured)",
+                  s.review_hours, r.minutes / 60));
+  o += "</table>\n";
+  {
+    std::vector<std::string> labels;
+    Series fpy{"human first-pass yield", {}};
+    for (const auto& g : s.by_kind) {
+      if (!g.yield.reviewed) continue;
+      labels.push_back(g.name.empty() ? "(none)" : g.name);
+      fpy.values.push_back(g.yield.human_fpy() * 100);
+    }
+    if (!labels.empty())
+      o += "<h3>Human first-pass yield by kind</h3>" +
+           svg_hbars(
+               labels, {fpy}, [](double v) { return fmt::format("{:.0f}%", v); }, 640, 170);
+  }
+  o += "<h3>Rejected and revised</h3>\n";
+  if (r.issues.empty()) {
+    o += "<p class=\"none\">none</p>\n";
+    return o;
+  }
+  std::map<std::string, const ItemKpi*> by_id;
+  for (const auto& it : s.items) by_id[it.work_id] = &it;
+  o += "<table><tr><th>work item</th><th>item</th><th>kind</th><th>channel</th><th>variant</th>"
+       "<th>revision</th><th>verdict</th><th>reason</th><th>note</th><th>reviewer</th>"
+       "<th>time on asset</th></tr>\n";
+  for (const auto& v : r.issues) {
+    const auto f = by_id.find(v.work_id);
+    const ItemKpi* it = f == by_id.end() ? nullptr : f->second;
+    o += "<tr>" + td(v.work_id) + td(it ? it->item : "") + td(it ? it->kind : "") +
+         td(it ? it->channel : "") + td(it ? it->variant : "") +
+         td(std::to_string(v.revision), true) + td(v.verdict) + td(v.reason) + td(v.note) +
+         td(v.reviewer) + td(fmt_duration(v.seconds), true) + "</tr>\n";
+  }
+  return o + "</table>\n";
+}
+
+// "A/B results (campaign reactions)": CTR and CVR per variant with intervals, the differences
+// from the baseline, bars with whiskers and the verdict lines.
+std::string render_ab_section(const KpiSummary& s) {
+  if (s.ab.empty()) return {};
+  std::string o = "<h2>A/B results (campaign reactions)</h2>\n";
+  o += fmt::format(
+      "<p class=\"muted\">{} reaction rows; baseline variant {}. Intervals: 95% Wilson score "
+      "(rates) and Newcombe hybrid score (differences); p: two-sided pooled two-proportion "
+      "z-test.</p>\n",
+      s.ab.rows, html_escape(s.ab.baseline.empty() ? "(no variant)" : s.ab.baseline));
+  o += "<table><tr><th>variant</th><th>assets</th><th>impressions</th><th>clicks</th>"
+       "<th>conversions</th><th>CTR [95% CI]</th><th>CVR [95% CI]</th>"
+       "<th>CTR vs baseline [95% CI]</th><th>p</th><th>CVR vs baseline [95% CI]</th>"
+       "<th>p</th></tr>\n";
+  std::vector<std::string> labels;
+  std::vector<Interval> ctr, cvr;
+  for (const auto& v : s.ab.variants) {
+    const std::string name =
+        (v.name.empty() ? std::string("(no variant)") : v.name) + (v.baseline ? " (baseline)" : "");
+    auto rate = [](const Interval& i) {
+      return fmt::format("{} [{}, {}]", fmt_rate(i.estimate), fmt_rate(i.low), fmt_rate(i.high));
+    };
+    auto p = [](double x) {
+      return std::isfinite(x) ? fmt::format("{:.3g}", x) : std::string("-");
+    };
+    o += "<tr>" + td(name) + td(std::to_string(v.assets), true) +
+         td(std::to_string(v.impressions), true) + td(std::to_string(v.clicks), true) +
+         td(std::to_string(v.conversions), true) + td(rate(v.ctr), true) + td(rate(v.cvr), true) +
+         td(v.baseline ? "-" : fmt_diff(v.ctr_diff), true) + td(p(v.ctr_p), true) +
+         td(v.baseline ? "-" : fmt_diff(v.cvr_diff), true) + td(p(v.cvr_p), true) + "</tr>\n";
+    labels.push_back(v.name.empty() ? "(no variant)" : v.name);
+    ctr.push_back(v.ctr);
+    cvr.push_back(v.cvr);
+  }
+  o += "</table>\n<div class=\"grid\"><div>" +
+       svg_ci_bars(labels, ctr, "click-through rate (clicks / impressions), 95% CI") +
+       "</div><div>" + svg_ci_bars(labels, cvr, "conversion rate (conversions / clicks), 95% CI") +
+       "</div></div>\n";
+  const auto verdicts = s.ab.verdicts();
+  if (verdicts.empty()) {
+    o += "<p class=\"muted\">Only one variant has reactions: nothing to compare.</p>\n";
+  } else {
+    o += "<ul class=\"verdict\">\n";
+    for (const auto& v : verdicts) o += "<li>" + html_escape(v) + "</li>\n";
+    o += "</ul>\n";
+  }
+  return o;
+}
+
 }  // namespace
 
 std::string render_kpi_csv(const KpiSummary& s) {
   std::string o =
       "work_id,item,kind,channel,variant,seed,status,turnaround_s,compute_s,gpu_s,cost,nfe,tokens,"
-      "ttft_s,tpot_s,rounds,first_pass,review,latency_s,attempts,failed_stage,error\n";
+      "ttft_s,tpot_s,rounds,first_pass,review,latency_s,attempts,failed_stage,error,revision,"
+      "base_work_id,revisions,review_revision,review_seconds\n";
   for (const auto& it : s.items) {
     const bool done = it.status == "done";
-    o += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-                     csv_field(it.work_id), csv_field(it.item), csv_field(it.kind),
-                     csv_field(it.channel), csv_field(it.variant), it.seed, it.status,
-                     done ? csv_num(it.turnaround_s) : "", csv_num(it.compute_s), csv_num(it.gpu_s),
-                     csv_num(it.cost, 6), it.nfe, it.tokens, csv_num(it.ttft_s, 4),
-                     csv_num(it.tpot_s, 5), it.rounds,
-                     it.first_pass ? (*it.first_pass ? "true" : "false") : "", it.review,
-                     done ? csv_num(it.latency_s) : "", it.attempts, csv_field(it.failed_stage),
-                     csv_field(it.error));
+    o += fmt::format(
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+        csv_field(it.work_id), csv_field(it.item), csv_field(it.kind), csv_field(it.channel),
+        csv_field(it.variant), it.seed, it.status, done ? csv_num(it.turnaround_s) : "",
+        csv_num(it.compute_s), csv_num(it.gpu_s), csv_num(it.cost, 6), it.nfe, it.tokens,
+        csv_num(it.ttft_s, 4), csv_num(it.tpot_s, 5), it.rounds,
+        it.first_pass ? (*it.first_pass ? "true" : "false") : "", it.review,
+        done ? csv_num(it.latency_s) : "", it.attempts, csv_field(it.failed_stage),
+        csv_field(it.error), it.revision, csv_field(it.base_work_id),
+        it.revision == 0 ? std::to_string(it.revisions) : std::string(),
+        it.revision == 0 && !it.review.empty() ? std::to_string(it.review_revision) : std::string(),
+        it.review_lines ? csv_num(it.review_seconds, 1) : std::string());
   }
   return o;
 }
@@ -1089,11 +1461,34 @@ std::string render_kpi_headline(const KpiSummary& s) {
                    fmt_duration(s.turnaround.p90));
   o += fmt::format("first-pass yield   copywriter {} ({}/{}), review {} ({}/{})\n",
                    fmt_pct(s.yield.copy_fpy()), s.yield.first_pass_ok, s.yield.first_pass_n,
-                   fmt_pct(s.yield.review_fpy()), s.yield.accepted, s.yield.reviewed);
+                   fmt_pct(s.yield.review_fpy()), s.yield.accepted_first_pass, s.yield.reviewed);
   o += fmt::format("cost               {} per asset{}, {} total\n", fmt_money(s.cost_per_asset),
                    manual, fmt_money(s.cost_total));
   o += fmt::format("hours replaced     {:.2f} h ({:.2f} h manual - {:.2f} h review)\n",
                    s.hours_replaced, s.manual_hours, s.review_hours);
+  if (s.review.lines)
+    o += fmt::format(
+        "human review       FPY {} ({}/{} reviewed); {} accepted, {} rejected, {} to revise, {} "
+        "pending revision\n"
+        "                   {} revisions per accepted asset; {:.1f} review min measured "
+        "({:.2f} h configured)\n",
+        fmt_pct(s.review.human_fpy()), s.review.accepted_first_pass, s.review.reviewed,
+        s.review.accepted, s.review.rejected, s.review.to_revise, s.review.pending_revision,
+        fmt_num(s.review.revisions_per_accepted, 2), s.review.minutes, s.review_hours);
+  if (s.revisions_made)
+    o += fmt::format("revisions          {} made ({} finished, {} failed), {} (in the cost)\n",
+                     s.revisions_made, s.revisions_done, s.revisions_failed,
+                     fmt_money(s.revision_cost));
+  if (!s.ab.empty()) {
+    std::string line;
+    for (const auto& v : s.ab.variants)
+      line += fmt::format("{}{}{}: CTR {} [{}, {}], CVR {} [{}, {}]", line.empty() ? "" : "; ",
+                          v.name.empty() ? "(no variant)" : v.name, v.baseline ? " (baseline)" : "",
+                          fmt_rate(v.ctr.estimate), fmt_rate(v.ctr.low), fmt_rate(v.ctr.high),
+                          fmt_rate(v.cvr.estimate), fmt_rate(v.cvr.low), fmt_rate(v.cvr.high));
+    o += "A/B reactions      " + line + "\n";
+    for (const auto& v : s.ab.verdicts()) o += "                   " + v + "\n";
+  }
   if (s.resumes || s.interruptions || s.preemptions)
     o += fmt::format(
         "restarts           {} preempted/requeued, {} resumed, {} interrupted, {} items recovered, "
@@ -1150,8 +1545,8 @@ std::string render_kpi_html(const KpiSummary& s) {
       fmt::format("{} ({} of {})", fmt_pct(s.yield.copy_fpy()), s.yield.first_pass_ok,
                   s.yield.first_pass_n));
   row("First-pass yield (human review)",
-      fmt::format("{} ({} of {} reviewed)", fmt_pct(s.yield.review_fpy()), s.yield.accepted,
-                  s.yield.reviewed));
+      fmt::format("{} ({} of {} reviewed accepted first time)", fmt_pct(s.yield.review_fpy()),
+                  s.yield.accepted_first_pass, s.yield.reviewed));
   row("Cost per asset", fmt_money(s.cost_per_asset) + " (manual baseline: " + manual_cost + ")");
   row("Total cost",
       fmt_money(s.cost_total) + fmt::format(" ({:.2f} GPU h at {}/h, CPU at {}/h)", s.gpu_s / 3600,
@@ -1263,6 +1658,9 @@ std::string render_kpi_html(const KpiSummary& s) {
              labels, {cost}, [](double v) { return fmt_money(v); }, 330, 70) +
          "</div></div>\n";
   }
+
+  o += render_review_section(s);
+  o += render_ab_section(s);
 
   // Failures.
   o += "<h2>Failures</h2>\n";

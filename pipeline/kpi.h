@@ -1,7 +1,8 @@
 // KPIs of a run: the ledger (RUN_DIR/ledger/<shard>.jsonl, one JSON line per work item and stage,
 // plus run start/stop/resume lines), its merge across shards, and the summary behind
 // `studio kpi report` (turnaround, throughput, first-pass yield, cost, hours replaced, A/B,
-// restarts) with its CSV and self-contained HTML report. Formats and formulas: docs/kpi.md.
+// restarts, human review and revisions, A/B campaign reactions) with its CSV and self-contained
+// HTML report. Formats and formulas: docs/kpi.md.
 #pragma once
 
 #include <cstddef>
@@ -14,6 +15,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "pipeline/reactions.h"
 
 namespace studio {
 
@@ -34,6 +37,10 @@ struct StageEvent {
   int64_t images = 0, rounds = 0;
   std::optional<bool> first_pass;  // the copywriter's checks passed on the first round (captions)
   double t_start = 0, t_end = 0;   // seconds since the Unix epoch
+  // Review revisions (`studio run --revise`): revision n > 0 is its own work item re-making the
+  // asset `base_work_id`. Written only when revision > 0 (then base_work_id is required).
+  int64_t revision = 0;
+  std::string base_work_id;
 
   nlohmann::json to_json() const;
   static StageEvent from_json(const nlohmann::json& j);  // FormatError when malformed
@@ -93,11 +100,19 @@ struct KpiConfig {
 };
 KpiConfig read_run_config(const std::filesystem::path& run_dir);
 
-// A line of RUN_DIR/review.jsonl: a person's verdict on one asset.
+// A line of RUN_DIR/review.jsonl: a person's verdict on one asset (version 2; version-1 lines
+// have no "v", revision, reason, seconds or time).
 struct ReviewVerdict {
-  std::string work_id, output;  // one of the two names the asset
-  std::string verdict;          // accept | reject
-  std::string reviewer, note;
+  int64_t v = 1;
+  std::string work_id, output;  // one of the two names the asset (work_id: the BASE asset's)
+  int64_t revision = 0;         // the revision reviewed (0: the original)
+  std::string verdict;          // accept | reject | revise
+  std::string reason;           // why rejected
+  std::string note;             // revise: the next round's instruction
+  std::string reviewer;
+  double seconds = 0;    // time on the asset
+  std::string time;      // ISO 8601 UTC
+  std::size_t line = 0;  // in review.jsonl
 };
 std::vector<ReviewVerdict> read_reviews(const std::filesystem::path& run_dir,
                                         std::vector<std::string>* warnings = nullptr);
@@ -117,7 +132,21 @@ struct ItemKpi {
   int64_t nfe = 0, tokens = 0, rounds = 0, peak_mem_bytes = 0;
   double ttft_s = 0, tpot_s = 0;
   std::optional<bool> first_pass;
-  std::string review;  // accept | reject | "" (not reviewed)
+  // Revisions: revision n > 0 re-made `base_work_id`; for an original, how many revision work
+  // items exist for it (failed ones too).
+  int64_t revision = 0;
+  std::string base_work_id;
+  int64_t revisions = 0;
+  // Human review. An original: its final verdict (last line), the revision that verdict was on,
+  // its first verdict, verdict lines, seconds on it, accepted first time (human first-pass yield)
+  // and the final line's reason and note. A revision: the last verdict on that revision.
+  std::string review;  // accept | reject | revise | "" (not reviewed)
+  int64_t review_revision = 0;
+  std::string first_review;
+  std::size_t review_lines = 0;
+  double review_seconds = 0;
+  bool review_first_pass = false;
+  std::string review_reason, review_note;
 };
 
 struct Quantiles {
@@ -136,9 +165,26 @@ struct StageTotals {
 // First-pass yield of one group (a channel, a variant, all).
 struct Yield {
   std::size_t first_pass_n = 0, first_pass_ok = 0;  // copywriter: items with first_pass set
-  std::size_t reviewed = 0, accepted = 0;           // human review of assets
-  double copy_fpy() const;                          // NaN when first_pass_n == 0
-  double review_fpy() const;                        // NaN when reviewed == 0
+  // Human review of original assets: reviewed (at least one verdict), finally accepted, and
+  // accepted on revision 0 with no reject/revise before (first pass).
+  std::size_t reviewed = 0, accepted = 0, accepted_first_pass = 0;
+  double copy_fpy() const;  // NaN when first_pass_n == 0
+  // Human first-pass yield: accepted_first_pass / reviewed; NaN when reviewed == 0.
+  double human_fpy() const;
+  double review_fpy() const { return human_fpy(); }  // the same (the report's older name)
+};
+
+// Human review of a run's original assets (RUN_DIR/review.jsonl). See docs/kpi.md.
+struct ReviewSummary {
+  std::size_t lines = 0;  // verdict lines (every line counts for time)
+  std::size_t reviewed = 0, accepted = 0, accepted_first_pass = 0;
+  std::size_t rejected = 0, to_revise = 0;  // final verdict reject / revise
+  std::size_t pending_revision = 0;   // final reject/revise on the latest revision: none made yet
+  double revisions_per_accepted = 0;  // Σ revision accepted on / accepted; NaN when none
+  double seconds = 0, minutes = 0, mean_seconds = 0;  // mean per verdict line; NaN without lines
+  std::map<std::string, double> minutes_by_kind;
+  std::vector<ReviewVerdict> issues;  // reject and revise lines (work_id: the base asset)
+  double human_fpy() const;           // accepted_first_pass / reviewed; NaN when none
 };
 
 struct GroupKpi {
@@ -162,6 +208,12 @@ struct KpiSummary {
   double manual_hours = 0, review_hours = 0, hours_replaced = 0;
   Yield yield;
   std::vector<GroupKpi> by_channel, by_variant, by_kind;
+  // Revision work items (counted apart from the originals above; their cost and compute are in
+  // the totals and the time per stage).
+  std::size_t revisions_made = 0, revisions_done = 0, revisions_failed = 0;
+  double revision_cost = 0, revision_compute_s = 0;
+  ReviewSummary review;
+  AbComparison ab;  // campaign reactions (RUN_DIR/reactions.jsonl); empty without
   // Restarts. preemptions: shard starts the cluster made (SLURM_RESTART_COUNT > 0: a requeue after
   // preemption, `scontrol requeue`, a time-limit self-requeue or a node failure).
   std::size_t interruptions = 0, resumes = 0, recovered = 0, preemptions = 0;
@@ -172,13 +224,16 @@ struct KpiSummary {
   nlohmann::json to_json() const;
 };
 
-// The KPIs of a run folder: its ledger shards, run.json, review.jsonl and (for review lines that
-// name an output) its journals. Error when the folder has no ledger.
+// The KPIs of a run folder: its ledger shards, run.json, review.jsonl, reactions.jsonl and (for
+// review lines that name an output) its journals. Error when the folder has no ledger.
 KpiSummary compute_kpis(const std::filesystem::path& run_dir);
-// The same from inputs already read; `output_to_work_id` maps outputs named by reviews.
+// The same from inputs already read; `output_to_work_id` maps outputs named by reviews to the
+// work item that made them (a revision's output: the revision's work id, resolved to its base
+// through the ledger).
 KpiSummary compute_kpis(const Ledger& ledger, const KpiConfig& config,
                         const std::vector<ReviewVerdict>& reviews,
-                        const std::map<std::string, std::string>& output_to_work_id = {});
+                        const std::map<std::string, std::string>& output_to_work_id = {},
+                        const std::vector<Reaction>& reactions = {});
 
 // Stage events deduplicated by (work_id, stage): a later t_end wins (ties: the later line), and a
 // "skipped" event never replaces an ok or failed one. `superseded` gets the losers.
@@ -194,7 +249,7 @@ struct MergeResult {
 // Joins the ledgers and journals of `run_dirs` (one run folder with several shard files, or several
 // run folders) into OUT/ledger/merged.jsonl and OUT/journal/merged.jsonl (stage events deduplicated
 // as dedupe_stage_events, journal records by work_id, last by time wins) and copies the first
-// run.json and review.jsonl found. UsageError when OUT is one of the inputs.
+// run.json, review.jsonl and reactions.jsonl found. UsageError when OUT is one of the inputs.
 MergeResult merge_runs(const std::vector<std::filesystem::path>& run_dirs,
                        const std::filesystem::path& out_dir);
 

@@ -1,6 +1,7 @@
 // `studio kpi merge RUN_DIR... --out DIR`: joins shard ledgers and journals into one run folder.
 // `studio kpi report RUN_DIR [--out DIR] [--json FILE]`: kpi.csv and report.html of a run, and its
-// headline on stdout. Definitions: docs/kpi.md.
+// headline on stdout. `studio kpi ingest RUN_DIR reactions.csv [--replace]`: campaign reactions
+// into RUN_DIR/reactions.jsonl, then the report again. Definitions: docs/kpi.md.
 #include <fmt/format.h>
 
 #include <iostream>
@@ -19,6 +20,8 @@ struct KpiOptions {
   std::string run_dir;
   std::string out;
   std::string json;
+  std::string csv;
+  bool replace = false;
 };
 
 int run_merge(const KpiOptions& o) {
@@ -29,8 +32,8 @@ int run_merge(const KpiOptions& o) {
       "merged {} ledger file(s) and {} journal file(s) from {} folder(s):\n"
       "  {} ({} stage events, {} run events; {} duplicates dropped)\n"
       "  {} ({} records)\n",
-      r.ledger_files, r.journal_files, dirs.size(), r.ledger.string(), r.stage_events,
-      r.run_events, r.duplicates_dropped, r.journal.string(), r.journal_records);
+      r.ledger_files, r.journal_files, dirs.size(), r.ledger.string(), r.stage_events, r.run_events,
+      r.duplicates_dropped, r.journal.string(), r.journal_records);
   return 0;
 }
 
@@ -41,15 +44,34 @@ int run_report(const KpiOptions& o) {
   if (!o.json.empty()) write_file_atomic(o.json, s.to_json().dump(2) + "\n");
   for (const auto& w : s.warnings) std::cerr << "studio: warning: " << w << "\n";
   std::cout << render_kpi_headline(s) << "\nwrote " << (out / "kpi.csv").string() << " and "
-            << (out / "report.html").string()
-            << (o.json.empty() ? std::string() : " and " + o.json) << "\n";
+            << (out / "report.html").string() << (o.json.empty() ? std::string() : " and " + o.json)
+            << "\n";
+  return 0;
+}
+
+int run_ingest(const KpiOptions& o) {
+  const IngestResult r = ingest_reactions(o.run_dir, o.csv, o.replace);
+  std::cout << fmt::format(
+      "ingested {} row(s) for {} asset(s) from {} ({} impressions, {} clicks, {} conversions)\n"
+      "{} {} ({} row(s) in all)\n",
+      r.rows, r.assets, o.csv, r.impressions, r.clicks, r.conversions,
+      r.replaced ? "replaced" : "appended to", r.file.string(), r.total_rows);
+  // The report again, with the A/B comparison.
+  const KpiSummary s = compute_kpis(o.run_dir);
+  write_kpi_report(s, o.run_dir);
+  for (const auto& w : s.warnings) std::cerr << "studio: warning: " << w << "\n";
+  for (const auto& v : s.ab.verdicts()) std::cout << v << "\n";
+  const std::filesystem::path dir = o.run_dir;
+  std::cout << "wrote " << (dir / "kpi.csv").string() << " and " << (dir / "report.html").string()
+            << "\n";
   return 0;
 }
 
 }  // namespace
 
 void add_kpi_command(CLI::App& app, CommandAction* action) {
-  auto* cmd = app.add_subcommand("kpi", "Merge shard ledgers and report a run's KPIs");
+  auto* cmd = app.add_subcommand(
+      "kpi", "Merge shard ledgers, report a run's KPIs and ingest campaign reactions");
   cmd->require_subcommand(1);
   auto o = std::make_shared<KpiOptions>();
 
@@ -67,6 +89,20 @@ void add_kpi_command(CLI::App& app, CommandAction* action) {
   report->add_option("--out", o->out, "folder for kpi.csv and report.html (default: RUN_DIR)");
   report->add_option("--json", o->json, "also write the KPI summary as JSON to this file");
   report->callback([action, o] { *action = [o] { return run_report(*o); }; });
+
+  auto* ingest = cmd->add_subcommand(
+      "ingest",
+      "Add campaign reactions (impressions, clicks, conversions per asset) from a CSV to a run "
+      "folder and write its report again with the A/B comparison");
+  ingest->add_option("run_dir", o->run_dir, "the run's output folder (with ledger/)")->required();
+  ingest
+      ->add_option("csv", o->csv,
+                   "CSV with a header: work_id or output, impressions, clicks, conversions, "
+                   "optional variant and date")
+      ->required();
+  ingest->add_flag("--replace", o->replace,
+                   "replace the reactions ingested before (default: append to them)");
+  ingest->callback([action, o] { *action = [o] { return run_ingest(*o); }; });
 }
 
 }  // namespace studio

@@ -1,5 +1,6 @@
 // `studio mesh info|convert|render|check`: the 3D stage's file tools. Import any common mesh
-// format, convert to GLB / OBJ / PLY, render turntable previews, validate GLB structure.
+// format, convert to GLB / OBJ / PLY (optionally cleaned: floaters, smoothing, simplification),
+// render turntable previews, validate GLB structure.
 #include <fmt/format.h>
 
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "mesh/gltf_check.h"
+#include "mesh/mesh_filters.h"
 #include "mesh/mesh_io.h"
 #include "mesh/render.h"
 #include "pipeline/cli.h"
@@ -38,6 +40,11 @@ struct MeshOptions {
   int size = 512;
   bool views = false;
   bool json = false;
+  // convert: clean-up filters (mesh/mesh_filters.h)
+  int64_t smooth = 0;
+  double simplify = 0;
+  int64_t faces = 0;
+  double min_component = 0;
 };
 
 double seconds_since(Clock::time_point t0) {
@@ -104,6 +111,8 @@ int run_info(const MeshOptions& o) {
   const double secs = seconds_since(t0);
   warn(m);
   nlohmann::json j = mesh_summary(m);
+  const mesh::TopologyReport topo = mesh::mesh_topology_report(m);
+  j["topology"] = mesh::to_json(topo);
   if (o.json) {
     j["input"] = o.input;
     std::cout << j.dump(2) << "\n";
@@ -119,6 +128,16 @@ int run_info(const MeshOptions& o) {
                            j["has_normals"].get<bool>() ? "yes" : "no",
                            j["has_vertex_colors"].get<bool>() ? "yes" : "no",
                            j["has_uvs"].get<bool>() ? "yes" : "no");
+  // Vertices joined by position, so UV / normal seams are not counted as holes.
+  std::cout << fmt::format(
+      "  topology: {} ({} component(s), Euler characteristic {}; {} boundary, {} non-manifold, {} "
+      "inconsistently oriented edge(s){})\n",
+      topo.closed_manifold() ? "closed manifold"
+      : topo.closed()        ? "closed, not consistently oriented"
+                             : "open or non-manifold",
+      topo.components, topo.euler_characteristic, topo.boundary_edges, topo.non_manifold_edges,
+      topo.inconsistent_edges,
+      topo.degenerate_faces ? fmt::format(", {} degenerate face(s)", topo.degenerate_faces) : "");
   std::cout << "  materials: " << m.materials.size() << "\n";
   for (size_t i = 0; i < m.materials.size(); ++i) {
     const auto& mat = m.materials[i];
@@ -141,6 +160,8 @@ int run_convert(const MeshOptions& o) {
   const fs::path out(o.output);
   mesh::mesh_format_from_path(out);  // refuse an unknown extension before the import
   const auto up = parse_up(o.up);
+  const mesh::MeshFilterOptions filters =
+      mesh::filter_options_from_cli(o.smooth, o.simplify, o.faces, o.min_component);
   auto t0 = Clock::now();
   mesh::Mesh m = mesh::import_mesh(o.input);
   const double import_s = seconds_since(t0);
@@ -151,6 +172,9 @@ int run_convert(const MeshOptions& o) {
     n.centre = n.unit_scale = o.normalise;
     mesh::normalise(m, n);
   }
+  // After normalising, so the distances reported are in the output's units.
+  const mesh::FilterReport filtered = mesh::apply_filters(m, filters);
+  if (filtered.applied) std::cout << mesh::summary_line(filtered) << "\n";
   if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
   t0 = Clock::now();
   const auto written = mesh::write_mesh(m, out);
@@ -169,9 +193,18 @@ int run_convert(const MeshOptions& o) {
     nlohmann::json files = nlohmann::json::array();
     for (const auto& f : written) files.push_back(f.string());
     j["outputs"] = files;
-    j["parameters"] = {
-        {"normalise", o.normalise}, {"up", o.up}, {"format", out.extension().string()}};
-    j["timings_s"] = {{"import", import_s}, {"write", write_s}};
+    j["parameters"] = {{"normalise", o.normalise},
+                       {"up", o.up},
+                       {"format", out.extension().string()},
+                       {"smooth", o.smooth},
+                       {"simplify", o.simplify},
+                       {"faces", o.faces},
+                       {"min_component", o.min_component}};
+    if (filtered.applied) {
+      j["filters"] = mesh::to_json(filtered);
+      j["output_mesh"] = mesh_summary(m);
+    }
+    j["timings_s"] = {{"import", import_s}, {"filters", filtered.seconds}, {"write", write_s}};
     write_file_atomic(out.string() + ".json", j.dump(2) + "\n");
   }
   std::cout << fmt::format("wrote {} ({} vertices, {} triangles, {} material(s), {} texture(s))\n",
@@ -349,7 +382,9 @@ int run_check(const MeshOptions& o) {
 void add_mesh_command(CLI::App& app, CommandAction* action) {
   auto* cmd = app.add_subcommand(
       "mesh", "3D meshes: inspect, convert, render previews, validate, generate (Point-E)");
-  cmd->require_subcommand(1);
+  // A sub-command, or none with --model (the short form of `mesh generate`, set up by
+  // add_mesh_generate_command).
+  cmd->require_subcommand(0, 1);
   auto o = std::make_shared<MeshOptions>();
 
   auto* info = cmd->add_subcommand("info", "Counts, bounds, materials and textures of a mesh file");
@@ -365,6 +400,13 @@ void add_mesh_command(CLI::App& app, CommandAction* action) {
   convert->add_flag("--normalise,--normalize", o->normalise,
                     "centre the mesh and scale it to unit size");
   convert->add_option("--up", o->up, "the input's up axis: y (default) or z (rotated to Y-up)");
+  convert->add_option("--smooth", o->smooth,
+                      "Taubin smoothing iterations (lambda 0.5, mu -0.53; default 0)");
+  convert->add_option("--simplify", o->simplify,
+                      "QEM simplification to this ratio of the faces, in (0, 1] (default off)");
+  convert->add_option("--faces", o->faces, "QEM simplification to this many faces");
+  convert->add_option("--min-component", o->min_component,
+                      "drop parts smaller than F (< 1: fraction of the faces, >= 1: faces)");
   convert->add_flag("--no-sidecar", o->no_sidecar, "do not write OUT.json");
   convert->callback([action, o] { *action = [o] { return run_convert(*o); }; });
 

@@ -1,7 +1,8 @@
-// `studio mesh generate`: Point-E from a text prompt (CLIP text model with projection), a
-// precomputed CLIP embedding, or a photo (CLIP vision tower's latent grid), to a
-// coloured mesh written as GLB / OBJ / PLY, with a JSON sidecar (parameters, model hashes,
-// AI-generated marking) and per-step progress on stderr.
+// `studio mesh generate` (and its short form `studio mesh --model ...`): Point-E from a text prompt
+// (CLIP text model with projection), a precomputed CLIP embedding, or a photo (CLIP vision tower's
+// latent grid), to a coloured mesh (optionally cleaned: floaters, smoothing, simplification)
+// written as GLB / OBJ / PLY, with a JSON sidecar (parameters, model hashes, AI-generated marking)
+// and per-step progress on stderr.
 #include <fmt/format.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -42,6 +43,11 @@ struct GenerateCliOptions {
   std::string device = "auto";
   std::string up = "z";  // Point-E's up axis; z is rotated to glTF's +Y
   bool no_sidecar = false;
+  // Clean-up (mesh/mesh_filters.h): Taubin iterations, a ratio or a face count, floaters.
+  int64_t smooth = 0;
+  double simplify = 0;
+  int64_t faces = 0;
+  double min_component = 0;
 };
 
 double seconds_since(Clock::time_point t0) {
@@ -86,6 +92,8 @@ int run_generate(const GenerateCliOptions& o) {
   if (steps[0] < 1 || steps[1] < 1) throw UsageError("--steps must be >= 1", "--steps");
   if (o.points % 4 != 0)
     throw UsageError("--points must be a multiple of 4 (base 1/4, upsampler 3/4)", "--points");
+  const mesh::MeshFilterOptions filters =
+      mesh::filter_options_from_cli(o.smooth, o.simplify, o.faces, o.min_component);
 
   pointe::Conditioning cond;
   if (!o.embedding.empty()) cond = pointe::load_conditioning(o.embedding);
@@ -163,6 +171,7 @@ int run_generate(const GenerateCliOptions& o) {
   go.sampling.guidance = {o.guidance,
                           cond.kind == pointe::ConditioningKind::kGrid ? o.guidance : 0.0};
   go.mesh.grid_size = grid;
+  go.filters = filters;
 
   const char* stage_names[] = {"base", "upsampler"};
   std::unique_ptr<ProgressBar> bar;
@@ -186,7 +195,8 @@ int run_generate(const GenerateCliOptions& o) {
       "mesh generate: sampled {} points in {:.1f} s; SDF grid {}^3 in {:.1f} s; marching cubes "
       "{:.2f} s: {} vertices, {} triangles\n",
       r.points.size(1), r.sample_seconds, grid, r.sdf_seconds, r.marching_cubes_seconds,
-      r.mesh.vertex_count(), r.mesh.triangle_count());
+      r.raw.positions.size(), r.raw.faces.size());
+  if (r.filters.applied) std::cerr << "mesh generate: " << mesh::summary_line(r.filters) << "\n";
   const auto problems = mesh::validate_mesh(r.mesh);
   if (!problems.empty())
     throw Error("the generated mesh is not writable: " + problems.front(), o.out,
@@ -235,7 +245,11 @@ int run_generate(const GenerateCliOptions& o) {
           {"grid", grid},
           {"side_length", go.mesh.side_length},
           {"up", o.up == "z" ? "Point-E z-up rotated to y-up" : "Point-E axes kept"},
-          {"device", device.str()}}},
+          {"device", device.str()},
+          {"smooth", o.smooth},
+          {"simplify", o.simplify},
+          {"faces", o.faces},
+          {"min_component", o.min_component}}},
         {"mesh",
          {{"vertices", r.mesh.vertex_count()},
           {"triangles", r.mesh.triangle_count()},
@@ -246,9 +260,15 @@ int run_generate(const GenerateCliOptions& o) {
          {{"sample", r.sample_seconds},
           {"sdf_grid", r.sdf_seconds},
           {"marching_cubes", r.marching_cubes_seconds},
+          {"filters", r.filters.seconds},
           {"total", seconds_since(start)}}},
         {"files", files},
     };
+    if (r.filters.applied) {
+      j["filters"] = mesh::to_json(r.filters);
+      j["mesh"]["marching_cubes"] = {{"vertices", r.raw.positions.size()},
+                                     {"triangles", r.raw.faces.size()}};
+    }
     write_file_atomic(o.out + ".json", j.dump(2) + "\n");
   }
   std::cout << o.out << "\n";
@@ -257,38 +277,93 @@ int run_generate(const GenerateCliOptions& o) {
 
 }  // namespace
 
+namespace {
+
+// The generation options, on `mesh generate` and on `mesh` itself (the short form).
+void add_generate_options(CLI::App* app, GenerateCliOptions* o, const std::string& group) {
+  const auto opt = [&](CLI::Option* option) { return option->group(group); };
+  opt(app->add_option("--model", o->model,
+                      "Point-E model set: folder of base / upsample / sdf model folders "
+                      "(docs/pointe.md)"));
+  opt(app->add_option("--prompt", o->prompt, "text prompt (needs --clip)"));
+  opt(app->add_option(
+      "--clip", o->clip,
+      "transformers CLIP folder (CLIPModel / CLIPTextModelWithProjection, ViT-L/14)"));
+  opt(app->add_option("--embedding", o->embedding,
+                      "precomputed CLIP embedding: .npy / .safetensors, [768] vector or "
+                      "[1024, 256] image grid"));
+  opt(app->add_option(
+      "--image", o->image,
+      "product photo (needs --clip with the vision tower and an image-grid base model)"));
+  opt(app->add_option("--out", o->out, "output mesh: .glb, .obj or .ply"));
+  opt(app->add_option("--points", o->points,
+                      "points in the final cloud, split 1:3 base:upsampler (default: the "
+                      "models' 1024 + 3072)"));
+  opt(app->add_option("--grid", o->grid, "SDF grid per axis (default 128 on CUDA, 64 on CPU)"));
+  opt(app->add_option("--seed", o->seed, "noise seed (default 0)"));
+  opt(app->add_option("--steps", o->steps, "Karras steps, N or base,upsampler (default 64)")
+          ->delimiter(','));
+  opt(app->add_option("--guidance", o->guidance,
+                      "classifier-free guidance (default 3; the text upsampler is unguided)"));
+  opt(app->add_option("--device", o->device, "auto, cpu, cuda, cuda:N"));
+  opt(app->add_option(
+      "--up", o->up,
+      "Point-E's up axis: z (default, rotated to glTF's +Y) or y (coordinates kept)"));
+  opt(app->add_option("--smooth", o->smooth,
+                      "Taubin smoothing iterations (lambda 0.5, mu -0.53; default 0)"));
+  opt(app->add_option("--simplify", o->simplify,
+                      "QEM simplification to this ratio of the faces, in (0, 1] (default off)"));
+  opt(app->add_option("--faces", o->faces, "QEM simplification to this many faces"));
+  opt(app->add_option("--min-component", o->min_component,
+                      "drop parts smaller than F (< 1: fraction of the faces, >= 1: faces)"));
+  opt(app->add_flag("--no-sidecar", o->no_sidecar, "do not write OUT.json"));
+}
+
+}  // namespace
+
 void add_mesh_generate_command(CLI::App& mesh, CommandAction* action) {
   auto o = std::make_shared<GenerateCliOptions>();
   auto* gen = mesh.add_subcommand(
       "generate", "Point-E: a prompt, photo or CLIP embedding to a coloured mesh (GLB, OBJ, PLY)");
-  gen->add_option("--model", o->model,
-                  "Point-E model set: folder of base / upsample / sdf model folders "
-                  "(docs/pointe.md)")
-      ->required();
-  gen->add_option("--prompt", o->prompt, "text prompt (needs --clip)");
-  gen->add_option("--clip", o->clip,
-                  "transformers CLIP folder (CLIPModel / CLIPTextModelWithProjection, ViT-L/14)");
-  gen->add_option("--embedding", o->embedding,
-                  "precomputed CLIP embedding: .npy / .safetensors, [768] vector or [1024, 256] "
-                  "image grid");
-  gen->add_option(
-      "--image", o->image,
-      "product photo (needs --clip with the vision tower and an image-grid base model)");
-  gen->add_option("--out", o->out, "output mesh: .glb, .obj or .ply")->required();
-  gen->add_option("--points", o->points,
-                  "points in the final cloud, split 1:3 base:upsampler (default: the models' "
-                  "1024 + 3072)");
-  gen->add_option("--grid", o->grid, "SDF grid per axis (default 128 on CUDA, 64 on CPU)");
-  gen->add_option("--seed", o->seed, "noise seed (default 0)");
-  gen->add_option("--steps", o->steps, "Karras steps, N or base,upsampler (default 64)")
-      ->delimiter(',');
-  gen->add_option("--guidance", o->guidance,
-                  "classifier-free guidance (default 3; the text upsampler is unguided)");
-  gen->add_option("--device", o->device, "auto, cpu, cuda, cuda:N");
-  gen->add_option("--up", o->up,
-                  "Point-E's up axis: z (default, rotated to glTF's +Y) or y (coordinates kept)");
-  gen->add_flag("--no-sidecar", o->no_sidecar, "do not write OUT.json");
+  add_generate_options(gen, o.get(), "Options");
+  gen->get_option("--model")->required();
+  gen->get_option("--out")->required();
   gen->callback([action, o] { *action = [o] { return run_generate(*o); }; });
+
+  // The short form, `studio mesh --model DIR (--prompt ... | --image ... | --embedding
+  // ...) --out FILE [...]`: the same options on `mesh` itself, acted on when no sub-command was
+  // given. CLI11 runs this callback after any sub-command's, so it can tell the two apart.
+  auto p = std::make_shared<GenerateCliOptions>();
+  add_generate_options(&mesh, p.get(), "Generate (short for 'mesh generate')");
+  CLI::App* cmd = &mesh;
+  mesh.callback([action, p, cmd] {
+    bool any = false;
+    for (const CLI::Option* opt : cmd->get_options())
+      any |= opt->count() > 0 && opt->get_name() != "--help";
+    if (!cmd->get_subcommands().empty()) {
+      if (any)
+        *action = [sub = cmd->get_subcommands().front()->get_name()] {
+          std::cerr << "studio: mesh: generation options given before the '" << sub
+                    << "' sub-command: put them after it, or use `studio mesh --model DIR ... "
+                       "--out FILE` without one\n";
+          return kExitUsage;
+        };
+      return;
+    }
+    if (p->model.empty() || p->out.empty()) {
+      *action = [cmd, any] {
+        if (!any) std::cerr << cmd->help();
+        std::cerr << "studio: mesh: "
+                  << (any ? "the short form of 'mesh generate' needs --model DIR and --out FILE"
+                          : "give a sub-command (info, convert, render, check, generate) or "
+                            "--model DIR ... --out FILE to generate a mesh")
+                  << "\n";
+        return kExitUsage;
+      };
+      return;
+    }
+    *action = [p] { return run_generate(*p); };
+  });
 }
 
 }  // namespace studio

@@ -512,6 +512,7 @@ void add_models_command(CLI::App& app, CommandAction* action) {
   init->callback([action, init_opts] {
     *action = [init_opts] { return run_models_init(*init_opts); };
   });
+  add_models_integrity_commands(models, action);
 }
 
 }  // namespace studio

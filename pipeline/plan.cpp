@@ -76,6 +76,12 @@ json WorkItem::to_json() const {
   else
     j["prompt"] = prompt;
   if (kind == "edit") j["source_prompt"] = source_prompt;
+  if (revision > 0)
+    j["revision"] = {{"revision", revision},
+                     {"base_work_id", base_work_id},
+                     {"verdict", revision_verdict},
+                     {"note", revision_note},
+                     {"source", revision_source.generic_string()}};
   j["inputs"] = inputs;
   return j;
 }

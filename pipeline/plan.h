@@ -50,6 +50,15 @@ struct WorkItem {
   // The runner records it as failed with this reason and runs the others.
   std::string input_error;
 
+  // A revision round's work item (pipeline/revision.h): revision n > 0 re-makes `base_work_id`,
+  // whose reviewed output `revision_source` (relative to the run folder) got the verdict
+  // `revision_verdict` ("reject": made again with a new seed; "revise": re-edited under
+  // `revision_note`). 0 for the job's own work items.
+  int64_t revision = 0;
+  std::string base_work_id;
+  std::string revision_verdict, revision_note;
+  std::filesystem::path revision_source;
+
   nlohmann::json to_json() const;
 };
 

@@ -17,6 +17,10 @@ void add_run_command(CLI::App& app, CommandAction* action) {
   run->add_flag("--resume", o->resume,
                 "continue the run in the job's output folder: finished assets whose files are "
                 "intact are kept, the rest is made");
+  run->add_flag("--revise", o->revise,
+                "a revision round: re-make only the assets reviewers rejected or sent back for "
+                "revision in the run's review.jsonl (studio review), as <name>.rN.<ext>; run it "
+                "again to resume it");
   run->add_option("--shard", *shard,
                   "I/N: make shard I (0-based) of N, chosen by work-item id (default: from "
                   "SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX + STUDIO_SHARDS, else 0/1)");

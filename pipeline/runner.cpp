@@ -22,6 +22,9 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/json_file.h"
+#include "core/model_manifest.h"
+#include "core/path_confine.h"
 #ifdef STUDIO_HAVE_IMAGE
 #include "image/image_io.h"
 #include "image/image_metadata.h"
@@ -34,6 +37,7 @@
 #include "pipeline/journal.h"
 #include "pipeline/kpi.h"
 #include "pipeline/plan.h"
+#include "pipeline/revision.h"
 #include "pipeline/run_progress.h"
 #include "text/copywriter.h"
 #include "text/text_model.h"
@@ -88,6 +92,9 @@ struct Task {
   at::Tensor image;        // visual: HWC [0, 1]
   nlohmann::json sidecar;  // provenance
   std::string parameters;  // visual: A1111 infotext
+  // Review previews written beside the run (previews/<output stem>.<name>.png): an edit's photo
+  // and product mask fitted like the asset, for the review page's before/after and mask overlay.
+  std::vector<std::pair<std::string, at::Tensor>> previews;
   JournalRecord record;
 };
 
@@ -149,6 +156,9 @@ class Models {
         if (job_.text_model_path.empty())
           throw ConfigError("the job makes captions but names no text model", job_.file.string(),
                             "set \"models\": {\"text\": DIR}");
+        if (!job_.text_model_sha256.empty())
+          require_folder_digest(job_.text_model_path, job_.text_model_sha256,
+                                "models.text_sha256 of " + job_.file.string());
         text_ =
             std::make_unique<TextModel>(TextModel::load(job_.text_model_path, o_.device, o_.dtype));
         text_sha_ = text_->weight_file().empty() ? "" : sha256_file_hex(text_->weight_file());
@@ -168,6 +178,9 @@ class Models {
         if (job_.image_model_path.empty())
           throw ConfigError("the job makes visuals but names no image model", job_.file.string(),
                             "set \"models\": {\"image\": DIR}");
+        if (!job_.image_model_sha256.empty())
+          require_folder_digest(job_.image_model_path, job_.image_model_sha256,
+                                "models.image_sha256 of " + job_.file.string());
         image_ = image::SdPipeline::load(job_.image_model_path, o_.device, o_.dtype);
         const auto& unet = find_component(image_->checkpoint(), "unet");
         unet_sha_ = sha256_file_hex(unet.weight_files.at(0));
@@ -205,6 +218,8 @@ StageEvent base_event(const Task& t, const std::string& stage) {
   e.seed = w.seed;
   e.stage = stage;
   e.attempt = t.attempt;
+  e.revision = w.revision;
+  e.base_work_id = w.base_work_id;
   return e;
 }
 
@@ -257,6 +272,45 @@ CopyBrief brief_of(const WorkItem& w) {
   return alias;
 }
 
+// A revision's seed: a rejected asset is made again with seed + 1000 x revision (a fresh attempt
+// that no other seed of a job with fewer than 1000 seeds per item uses).
+uint64_t revision_seed(const WorkItem& w) { return uint64_t(w.seed) + 1000 * uint64_t(w.revision); }
+
+// The reviewed output a revision starts from (captions: its text without the final newline).
+std::string read_revision_source(const fs::path& run_dir, const WorkItem& w) {
+  const fs::path file = run_dir / w.revision_source;
+  std::string text = read_file_bytes(
+      file, "the reviewed output is gone: run the job with --resume to make it again");
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+// The prompt the reviewed output was made with (its sidecar's edit or image prompt), so notes
+// of successive revisions add up; the work item's own prompt when the sidecar is missing.
+[[maybe_unused]] std::string revision_source_prompt(const fs::path& run_dir, const WorkItem& w) {
+  const fs::path side = run_dir / fs::path(w.revision_source.string() + ".json");
+  if (!fs::exists(side)) return w.prompt;
+  const nlohmann::json j = read_json_file(side);
+  for (const char* k : {"edit", "image"})
+    if (j.contains(k) && j[k].is_object() && j[k].contains("prompt") && j[k]["prompt"].is_string())
+      return j[k]["prompt"].get<std::string>();
+  return w.prompt;
+}
+
+// A revised prompt: the reviewed output's prompt with the reviewer's note appended.
+[[maybe_unused]] std::string revised_prompt(const fs::path& run_dir, const WorkItem& w) {
+  const std::string base = revision_source_prompt(run_dir, w);
+  return w.revision_note.empty() ? base : base + ", " + w.revision_note;
+}
+
+nlohmann::json revision_json(const WorkItem& w) {
+  return {{"revision", w.revision},
+          {"base_work_id", w.base_work_id},
+          {"verdict", w.revision_verdict},
+          {"note", w.revision_note},
+          {"source", w.revision_source.generic_string()}};
+}
+
 // STUDIO_TEST_KILL="<point>:<n>": SIGKILL at the n-th pass through `point` (crash drills).
 void kill_point(const char* point, int64_t n) {
   static const char* spec = std::getenv("STUDIO_TEST_KILL");
@@ -277,7 +331,7 @@ int run_job(const RunOptions& options) {
   if (o.image_batch < 1) throw UsageError("--image-batch must be at least 1", "--image-batch");
   const PresetLibrary presets = PresetLibrary::find(o.presets_dir);
   const JobSpec job = load_job(o.job_file, presets);
-  const Plan plan = make_plan(job);
+  Plan plan = make_plan(job);
   const fs::path run_dir = plan.output_dir;
   const std::string shard = std::to_string(o.shard_index) + "-of-" + std::to_string(o.shard_count);
   const std::string run_id =
@@ -287,7 +341,22 @@ int run_job(const RunOptions& options) {
 
   const fs::path journal_file = run_dir / "journal" / (shard + ".jsonl");
   const bool resuming = fs::exists(journal_file);
-  if (resuming && !o.resume)
+  if (o.revise) {
+    if (o.resume)
+      throw UsageError("--revise and --resume do not go together", "--revise",
+                       "a revision round resumes by running --revise again");
+    if (!fs::exists(run_dir / "journal"))
+      throw UsageError("there is no run of this job to revise in " + run_dir.string(), o.job_file,
+                       "run the job first, review it (studio review), then --revise");
+    RevisionPlan rp = plan_revisions(plan, run_dir);
+    for (const auto& w : rp.warnings) std::cerr << "studio run: warning: " << w << "\n";
+    std::cerr << fmt::format(
+        "studio run {}: revision round: {} asset(s) reviewed, {} accepted, {} sent back ({} "
+        "waiting for the review of their last revision)\n",
+        job.name, rp.reviewed, rp.accepted, rp.items.size() + rp.already_revised,
+        rp.already_revised);
+    plan.items = std::move(rp.items);
+  } else if (resuming && !o.resume)
     throw UsageError(
         "this output folder already holds a run of the job (" + journal_file.string() + ")",
         run_dir.string(),
@@ -336,7 +405,7 @@ int run_job(const RunOptions& options) {
   for (size_t i = 0; i < tasks.size(); ++i) tasks[i].seq = i;
 
   RunEvent start;
-  start.event = resuming ? "resumed" : "start";
+  start.event = resuming && !o.revise ? "resumed" : "start";
   start.restart_count = env_int("SLURM_RESTART_COUNT", 0);
   start.items_total = int64_t(in_shard_total);
   ledger.write(start);
@@ -414,7 +483,7 @@ int run_job(const RunOptions& options) {
 
   // text: captions with the copywriter (serial: one model call at a time per device).
   function_node<Task*, Task*> text(g, serial, [&](Task* t) -> Task* {
-    if (batching && t->item->kind == "visual" && !t->failed) {
+    if (batching && t->item->kind == "visual" && t->item->revision == 0 && !t->failed) {
       std::lock_guard<std::mutex> lock(visual_mutex);
       visual_queue.push_back(t);
       return nullptr;  // the token
@@ -429,7 +498,21 @@ int run_job(const RunOptions& options) {
       preset.instruction = w.instruction;
       CopyOptions co;
       co.seed = uint64_t(w.seed);
-      const CopyResult r = write_copy(m, brief_of(w), preset, co);
+      CopyResult r;
+      if (w.revision > 0) {
+        // A rejected caption is written again with a new seed; a revised one is rewritten from
+        // the reviewed text under the reviewer's note (revise_copy).
+        co.seed = revision_seed(w);
+        const std::string source = read_revision_source(run_dir, w);
+        r = w.revision_verdict == "revise"
+                ? revise_copy(m, brief_of(w), preset, source, w.revision_note, co)
+                : write_copy(m, brief_of(w), preset, co);
+        t->sidecar["revision"] = revision_json(w);
+        t->sidecar["revision"]["source_text"] = source;
+        t->sidecar["revision"]["seed"] = co.seed;
+      } else {
+        r = write_copy(m, brief_of(w), preset, co);
+      }
       int64_t tokens = 0;
       bool first_pass = false;
       double ttft = r.ttft_seconds, tpot = 0;
@@ -462,6 +545,35 @@ int run_job(const RunOptions& options) {
     return t;
   });
 
+#ifdef STUDIO_HAVE_IMAGE
+  // A finished edit (an edit work item, or a visual revised by inversion): its image, ledger
+  // fields, infotext and sidecar.
+  auto finish_edit = [&](Task& t, StageEvent& e, const image::PhotoEditRequest& r,
+                         const image::PhotoEditResult& res) {
+    t.image = res.output;
+    e.nfe = res.unet_calls;
+    e.steps = r.steps;
+    e.images = 1;
+    image::GenerationParams gp;
+    gp.prompt = r.prompt;
+    gp.negative_prompt = r.negative_prompt;
+    gp.steps = r.steps;
+    gp.sampler = "DDIM";
+    gp.cfg_scale = r.guidance;
+    gp.width = int(t.image.size(1));
+    gp.height = int(t.image.size(0));
+    gp.model_hash = models.unet_sha().substr(0, 10);
+    gp.model_name = job.image_model_path.filename().string();
+    gp.extra.push_back({"Denoising strength", image::a1111_number(r.strength)});
+    gp.extra.push_back({"Inversion", image::inversion_method_name(r.method)});
+    gp.extra.push_back({"Source prompt", r.source_prompt});
+    gp.extra.push_back({"Version", std::string("studio ") + STUDIO_VERSION});
+    t.parameters = image::a1111_parameters(gp);
+    t.sidecar["edit"] = res.parameters;
+    t.sidecar["model"] = {{"dir", job.image_model_path.string()},
+                          {"unet_sha256", models.unet_sha()}};
+  };
+#endif
   // edit: a product photo edited by inversion (image/photo_edit.h), fitted to the channel.
   auto run_edit_stage = [&](Task& t) {
 #ifdef STUDIO_HAVE_IMAGE
@@ -475,6 +587,9 @@ int run_job(const RunOptions& options) {
       r.photo = w.photo;
       r.source_prompt = w.source_prompt;
       r.prompt = w.prompt;
+      // A revision edits the photo again under the reviewed edit's prompt + the reviewer's note
+      // (or reason: an edit has no seed to vary).
+      if (w.revision > 0) r.prompt = revised_prompt(run_dir, w);
       r.negative_prompt = v.value("negative_prompt", std::string());
       r.method = image::parse_inversion_method(ed.at("inversion").get<std::string>());
       r.steps = v.value("steps", 25);
@@ -491,29 +606,20 @@ int run_job(const RunOptions& options) {
       r.channel_width = v.value("width", 0);
       r.channel_height = v.value("height", 0);
       const image::PhotoEditResult res = image::edit_photo(pipe, r);
-      t.image = res.output;
-      e.nfe = res.unet_calls;
-      e.steps = r.steps;
-      e.images = 1;
-      image::GenerationParams gp;
-      gp.prompt = r.prompt;
-      gp.negative_prompt = r.negative_prompt;
-      gp.steps = r.steps;
-      gp.sampler = "DDIM";
-      gp.cfg_scale = r.guidance;
-      gp.width = int(t.image.size(1));
-      gp.height = int(t.image.size(0));
-      gp.model_hash = models.unet_sha().substr(0, 10);
-      gp.model_name = job.image_model_path.filename().string();
-      gp.extra.push_back({"Denoising strength", image::a1111_number(r.strength)});
-      gp.extra.push_back({"Inversion", image::inversion_method_name(r.method)});
-      gp.extra.push_back({"Source prompt", r.source_prompt});
-      gp.extra.push_back({"Version", std::string("studio ") + STUDIO_VERSION});
-      t.parameters = image::a1111_parameters(gp);
-      t.sidecar["edit"] = res.parameters;
+      finish_edit(t, e, r, res);
       t.sidecar["photo_sha256"] = w.photo_sha256;
-      t.sidecar["model"] = {{"dir", job.image_model_path.string()},
-                            {"unet_sha256", models.unet_sha()}};
+      if (w.revision > 0) t.sidecar["revision"] = revision_json(w);
+      // Previews for review: the photo and the product mask fitted as the asset was.
+      at::Tensor before = res.photo, mask = res.has_mask ? res.mask.hard : at::Tensor();
+      if (res.fitted) {
+        const image::ChannelFit f = image::fit_to_channel(res.photo, mask, int(res.output.size(1)),
+                                                          int(res.output.size(0)), res.fit.mode);
+        before = f.pixels;
+        mask = f.mask;
+      }
+      t.previews.emplace_back("before", before);
+      if (mask.defined())
+        t.previews.emplace_back("mask", mask.unsqueeze(-1).expand({-1, -1, 3}).contiguous());
     });
 #else
     run_stage(t, "image", gpu, [&](StageEvent&) {
@@ -581,6 +687,36 @@ int run_job(const RunOptions& options) {
                           {"batch", batch}};
     t.sidecar["model"] = {{"dir", job.image_model_path.string()},
                           {"unet_sha256", models.unet_sha()}};
+  };
+  // A visual's revision: a rejected visual is made again with a new seed; a revised one is
+  // re-edited by inversion (the reviewed image inverted under its prompt, regenerated under the
+  // prompt + the reviewer's note; no mask: the note may change anything, the inversion keeps the
+  // composition).
+  auto run_visual_revision = [&](Task& t) {
+    run_stage(t, "image", gpu, [&](StageEvent& e) {
+      std::lock_guard<std::mutex> lock(device_mutex);
+      image::SdPipeline& pipe = models.image();
+      const WorkItem& w = *t.item;
+      if (w.revision_verdict != "revise") {
+        image::GenerateRequest r = visual_request(w);
+        r.seed = revision_seed(w);
+        const image::GenerateResult res = pipe.generate(r);
+        finish_visual(t, e, r, res.images[0], res.timesteps, res.scheduler_class, res.unet_calls,
+                      1);
+      } else {
+        const nlohmann::json& v = w.preset;
+        image::PhotoEditRequest r;
+        r.photo = run_dir / w.revision_source;
+        r.source_prompt = revision_source_prompt(run_dir, w);
+        r.prompt = revised_prompt(run_dir, w);
+        r.negative_prompt = v.value("negative_prompt", std::string());
+        r.steps = v.value("steps", 25);
+        r.guidance = v.value("guidance", 7.5);
+        r.mask = "none";
+        finish_edit(t, e, r, image::edit_photo(pipe, r));
+      }
+      t.sidecar["revision"] = revision_json(w);
+    });
   };
   // One visual alone (SdPipeline::generate).
   auto run_visual = [&](Task& t) {
@@ -695,7 +831,10 @@ int run_job(const RunOptions& options) {
       return;
     }
 #ifdef STUDIO_HAVE_IMAGE
-    run_visual(*t);
+    if (t->item->revision > 0)
+      run_visual_revision(*t);
+    else
+      run_visual(*t);
 #else
     run_stage(*t, "image", gpu, [&](StageEvent&) {
       throw ConfigError("this studio was built without the image stage (STUDIO_WITH_IMAGE=OFF)",
@@ -710,8 +849,8 @@ int run_job(const RunOptions& options) {
   function_node<Task*, Task*> write(g, unlimited, [&](Task* t) {
     run_stage(*t, "write", false, [&](StageEvent&) {
       const WorkItem& w = *t->item;
-      const fs::path out = run_dir / w.output;
-      fs::create_directories(out.parent_path());
+      // Inside the run folder even when a symbolic link there points elsewhere (refused).
+      const fs::path out = confined_output_path(run_dir, w.output);
       if (w.kind == "caption") {
         write_file_atomic(out, t->text + "\n");
 #ifdef STUDIO_HAVE_IMAGE
@@ -721,6 +860,14 @@ int run_job(const RunOptions& options) {
         wo.software_version = STUDIO_VERSION;
         if (w.kind == "edit")
           wo.digital_source_type = image::kDigitalSourceCompositeWithTrainedAlgorithmicMedia;
+        nlohmann::json previews = nlohmann::json::object();
+        for (const auto& [name, pixels] : t->previews) {
+          fs::path rel = fs::path("previews") / w.output;
+          rel.replace_filename(w.output.stem().string() + "." + name + ".png");
+          image::write_image(confined_output_path(run_dir, rel), pixels, {});
+          previews[name] = rel.generic_string();
+        }
+        if (!previews.empty()) t->sidecar["previews"] = previews;
         image::write_image(out, t->image, wo);
 #endif
       } else {
@@ -744,6 +891,7 @@ int run_job(const RunOptions& options) {
       kill_point("write", ++written);
     });
     t->image = at::Tensor();  // memory stays flat: pixels are on disk now
+    t->previews.clear();
     progress.stage_done("write", t->failed);
     return t;
   });
@@ -762,6 +910,8 @@ int run_job(const RunOptions& options) {
     r.variant = w.variant;
     r.seed = w.seed;
     r.attempt = t->attempt;
+    r.revision = w.revision;
+    r.base_work_id = w.base_work_id;
     if (t->failed) {
       r.status = "failed";
       r.stage = t->failed_stage;
@@ -817,6 +967,15 @@ int run_job(const RunOptions& options) {
   std::cerr << fmt::format("studio run {}: {} made, {} failed, {} already done{}\n", job.name,
                            recorded.load() - int64_t(failures), failures, skipped,
                            interrupted ? ", interrupted (resume with --resume)" : "");
+  if (o.revise && !interrupted && o.shard_count == 1) {
+    // The round changes the review figures: the report is made again (sharded rounds: kpi merge).
+    try {
+      write_kpi_report(compute_kpis(run_dir), run_dir);
+      std::cerr << "studio run: report updated: " << (run_dir / "report.html").string() << "\n";
+    } catch (const std::exception& ex) {
+      std::cerr << "studio run: warning: the KPI report was not updated: " << ex.what() << "\n";
+    }
+  }
   if (interrupted) return kExitInterrupted;
   return failures > 0 ? kExitError : kExitOk;
 }

@@ -14,6 +14,9 @@ struct RunOptions {
   std::string job_file;
   std::string presets_dir;  // "" = default lookup
   bool resume = false;      // continue a run whose journal exists (required to reuse an output)
+  // A revision round (pipeline/revision.h): make only the revisions of the assets reviewers sent
+  // back in RUN_DIR/review.jsonl; resumable by running it again.
+  bool revise = false;
   // Shard i of n (0-based). n = 0: from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT (relative to
   // SLURM_ARRAY_TASK_MIN) or JOB_COMPLETION_INDEX / STUDIO_SHARDS, else 0 of 1.
   int64_t shard_index = 0;

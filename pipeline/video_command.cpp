@@ -194,8 +194,17 @@ int run_transcode(const VideoOptions& o) {
 }  // namespace
 
 void add_video_command(CLI::App& app, CommandAction* action) {
+#ifdef STUDIO_HAVE_IMAGE
+  auto* cmd = app.add_subcommand(
+      "video",
+      "Video: AnimateDiff text-to-video (generate), probe stream info, transcode to "
+      "H.264 MP4");
+  cmd->require_subcommand(0, 1);  // none: the short form of `video generate`
+  add_video_generate_command(*cmd, action);
+#else
   auto* cmd = app.add_subcommand("video", "Video files: probe stream info, transcode to H.264 MP4");
   cmd->require_subcommand(1);
+#endif
   auto o = std::make_shared<VideoOptions>();
 
   auto* probe = cmd->add_subcommand("probe", "Size, frame rate, frames, duration, codec, audio");

@@ -14,7 +14,14 @@ PACKAGES=(
   catch2
   # the cluster tests' private single-node Slurm (scripts/local-slurm.sh)
   slurmctld slurmd slurm-client munge
+  # `studio review` (cpp-httplib) and its browser test (headless chromium, node + playwright-core)
+  libcpp-httplib-dev chromium nodejs
 )
+# npm only where there is no npm command: a nodejs from elsewhere (nodesource) brings its own, and
+# Debian's npm package would conflict with it.
+if ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

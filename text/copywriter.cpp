@@ -48,7 +48,7 @@ CopyBrief CopyBrief::load(const std::filesystem::path& file) {
 }
 
 nlohmann::json CopyBrief::to_json() const {
-  return {{"product", product}, {"facts", facts},       {"brand", brand}, {"tone", tone},
+  return {{"product", product},   {"facts", facts},       {"brand", brand}, {"tone", tone},
           {"audience", audience}, {"language", language}, {"notes", notes}};
 }
 
@@ -60,8 +60,8 @@ CopyPreset CopyPreset::from_json(const nlohmann::json& j, const std::string& nam
   CopyPreset p;
   p.name = name;
   if (check.object(j, json_path,
-                   {"instruction", "gen_length", "block_length", "steps", "drafts",
-                    "repair_rounds", "temperature", "sampler", "threshold", "rules"})) {
+                   {"instruction", "gen_length", "block_length", "steps", "drafts", "repair_rounds",
+                    "temperature", "sampler", "threshold", "rules"})) {
     if (auto v = check.string(j, json_path, "instruction", true, true)) p.instruction = *v;
     if (auto v = check.integer(j, json_path, "gen_length", false, 1, 4096)) p.gen_length = *v;
     if (auto v = check.integer(j, json_path, "block_length", false, 1, 4096)) p.block_length = *v;
@@ -85,10 +85,9 @@ CopyPreset CopyPreset::from_json(const nlohmann::json& j, const std::string& nam
         p.threshold = t.get<double>();
     }
     if (p.block_length > 0 && p.gen_length % p.block_length != 0)
-      check.error(json_path + "/block_length",
-                  "gen_length (" + std::to_string(p.gen_length) +
-                      ") must be a multiple of block_length (" + std::to_string(p.block_length) +
-                      ")");
+      check.error(json_path + "/block_length", "gen_length (" + std::to_string(p.gen_length) +
+                                                   ") must be a multiple of block_length (" +
+                                                   std::to_string(p.block_length) + ")");
     else if (p.steps % (p.gen_length / p.block_length) != 0)
       check.error(json_path + "/steps", "steps (" + std::to_string(p.steps) +
                                             ") must be a multiple of the number of blocks (" +
@@ -147,9 +146,10 @@ nlohmann::json CaptionRecord::to_json() const {
 nlohmann::json CopyResult::to_json() const {
   nlohmann::json d = nlohmann::json::array();
   for (const auto& r : drafts) d.push_back(r.to_json());
-  return {{"passed", passed}, {"best", best},       {"text", text},
-          {"failure", failure}, {"nfe", nfe},       {"rounds", rounds},
-          {"seconds", seconds}, {"ttft_seconds", ttft_seconds}, {"drafts", d}};
+  return {
+      {"passed", passed}, {"best", best},     {"text", text},       {"failure", failure},
+      {"nfe", nfe},       {"rounds", rounds}, {"seconds", seconds}, {"ttft_seconds", ttft_seconds},
+      {"drafts", d}};
 }
 
 // ---------------------------------------------------------------------------------- prompt
@@ -168,8 +168,7 @@ std::string build_copy_prompt(const CopyBrief& b, const CopyPreset& p) {
   if (r.min_chars > 0) rules.push_back("At least " + std::to_string(r.min_chars) + " characters.");
   if (!r.required_words.empty()) rules.push_back("Use: " + join(r.required_words, ", ") + ".");
   if (!r.banned_words.empty()) rules.push_back("Never use: " + join(r.banned_words, ", ") + ".");
-  if (!r.brand_terms.empty())
-    rules.push_back("Spell exactly: " + join(r.brand_terms, ", ") + ".");
+  if (!r.brand_terms.empty()) rules.push_back("Spell exactly: " + join(r.brand_terms, ", ") + ".");
   if (r.hashtags_max == 0) {
     rules.push_back("No hashtags.");
   } else if (r.hashtags_min > 0 || r.hashtags_max > 0 || !r.hashtags_required.empty()) {
@@ -291,9 +290,9 @@ std::vector<TextSpan> model_spans(const TextModel& model, const std::string& tex
       const int64_t slot =
           span_chars <= 0 ? 0 : int64_t(std::floor(double(span_tokens) * room / span_chars)) - 1;
       spans.push_back({v.begin, v.end, std::max<int64_t>(0, slot)});
-      done->push_back(slot > 0 ? "re-masked max_chars overflow into " + std::to_string(slot) +
-                                     " tokens"
-                               : "cut max_chars overflow");
+      done->push_back(slot > 0
+                          ? "re-masked max_chars overflow into " + std::to_string(slot) + " tokens"
+                          : "cut max_chars overflow");
     } else if (v.rule == "min_chars" && v.begin == v.end) {
       const int64_t missing = rules.min_chars - count_chars(text);
       spans.push_back({text.size(), text.size(), std::max<int64_t>(2, missing / 3 + 1)});
@@ -332,14 +331,9 @@ std::string describe(const std::vector<RuleViolation>& vs) {
 
 }  // namespace
 
-CopyResult write_copy(TextModel& model, const CopyBrief& brief, const CopyPreset& preset,
-                      const CopyOptions& options) {
-  const int64_t n = options.drafts > 0 ? options.drafts : preset.drafts;
-  const int64_t max_rounds = options.rounds >= 0 ? options.rounds : preset.repair_rounds;
-  auto event = [&](const std::string& m) {
-    if (options.on_event) options.on_event(m);
-  };
+namespace {
 
+LLaDASamplerOptions copy_sampler_options(const CopyPreset& preset, uint64_t seed) {
   LLaDASamplerOptions so;
   so.sampler = preset.sampler;
   so.gen_length = preset.gen_length;
@@ -347,39 +341,71 @@ CopyResult write_copy(TextModel& model, const CopyBrief& brief, const CopyPreset
   so.steps = preset.steps;
   so.temperature = preset.temperature;
   so.threshold = preset.threshold;
-  so.seed = options.seed;
-  TextStepCallback stream;
-  std::string phase = "draft";
+  so.seed = seed;
+  return so;
+}
+
+// What write_copy and revise_copy share: rows, repair rounds, sampler and callbacks.
+struct CopySetup {
+  int64_t rows = 0, max_rounds = 0;
+  LLaDASamplerOptions sampler;
+  std::function<void(const std::string&)> event;
+  TextStepCallback stream;  // reports the first batch as `phase`
+};
+
+CopySetup copy_setup(const CopyPreset& preset, const CopyOptions& options, std::string phase) {
+  CopySetup c;
+  c.rows = options.drafts > 0 ? options.drafts : preset.drafts;
+  c.max_rounds = options.rounds >= 0 ? options.rounds : preset.repair_rounds;
+  c.sampler = copy_sampler_options(preset, options.seed);
+  c.event = [&options](const std::string& m) {
+    if (options.on_event) options.on_event(m);
+  };
   if (options.on_step)
-    stream = [&](int64_t step, const std::vector<std::string>& rows) {
+    c.stream = [&options, phase](int64_t step, const std::vector<std::string>& rows) {
       return options.on_step(phase, step, rows);
     };
+  return c;
+}
 
-  CopyResult result;
-  event("drafting " + std::to_string(n) + " caption(s) for \"" + brief.product + "\" (" +
-        preset.name + ")");
-  const std::vector<std::string> prompts(size_t(n), build_copy_prompt(brief, preset));
-  const TextGeneration drafts = generate_text(model, prompts, so, stream);
-  result.nfe = drafts.sampling.nfe;
-  result.seconds = drafts.sampling.total_seconds;
-  result.ttft_seconds = drafts.sampling.ttft_seconds;
-  for (int64_t i = 0; i < n; ++i) {
+// One record per generated row, checked against the rules (first pass = passed as generated).
+void add_checked_rows(CopyResult& result, const std::vector<std::string>& texts,
+                      const LLaDASamplerResult& sampling, int64_t tokens,
+                      const CopyPreset& preset) {
+  result.nfe = sampling.nfe;
+  result.seconds = sampling.total_seconds;
+  result.ttft_seconds = sampling.ttft_seconds;
+  for (size_t i = 0; i < texts.size(); ++i) {
     CaptionRecord r;
-    r.draft = i;
-    r.text = drafts.texts[size_t(i)];
+    r.draft = int64_t(i);
+    r.text = texts[i];
     r.history.push_back(r.text);
     r.violations = check_caption(r.text, preset.rules);
     r.passed = r.first_pass = r.violations.empty();
-    r.nfe = drafts.sampling.nfe;
-    r.tokens = preset.gen_length;
-    r.seconds = drafts.sampling.total_seconds;
-    r.ttft_seconds = drafts.sampling.ttft_seconds;
+    r.nfe = sampling.nfe;
+    r.tokens = tokens;
+    r.seconds = sampling.total_seconds;
+    r.ttft_seconds = sampling.ttft_seconds;
     result.drafts.push_back(std::move(r));
   }
+}
+
+// The verify -> repair rounds over result.drafts, then the best caption (see write_copy).
+void repair_and_choose(TextModel& model, const CopyBrief& brief, const CopyPreset& preset,
+                       const LLaDASamplerOptions& so, int64_t max_rounds,
+                       const CopyOptions& options,
+                       const std::function<void(const std::string&)>& event, CopyResult& result) {
+  const int64_t n = int64_t(result.drafts.size());
   int64_t first_pass = 0;
   for (const auto& r : result.drafts) first_pass += r.first_pass ? 1 : 0;
   event(std::to_string(first_pass) + " of " + std::to_string(n) + " draft(s) pass first time");
 
+  std::string phase;
+  TextStepCallback stream;
+  if (options.on_step)
+    stream = [&](int64_t step, const std::vector<std::string>& rows) {
+      return options.on_step(phase, step, rows);
+    };
   const std::vector<std::string> spare_tags = brief_hashtags(brief);
   for (int64_t round = 1; round <= max_rounds; ++round) {
     std::vector<EditRequest> edits;
@@ -388,8 +414,8 @@ CopyResult write_copy(TextModel& model, const CopyBrief& brief, const CopyPreset
       if (r.passed) continue;
       ++r.rounds;
       std::vector<std::string> done;
-      r.text = fix_deterministic(r.text, r.violations, spare_tags,
-                                preset.rules.hashtags_min, &done);
+      r.text =
+          fix_deterministic(r.text, r.violations, spare_tags, preset.rules.hashtags_min, &done);
       r.violations = check_caption(r.text, preset.rules);
       std::vector<TextSpan> spans = model_spans(model, r.text, preset.rules, r.violations, &done);
       r.repairs.push_back(join(done, ", "));
@@ -415,7 +441,7 @@ CopyResult write_copy(TextModel& model, const CopyBrief& brief, const CopyPreset
       event("round " + std::to_string(round) + ": repairing " + std::to_string(edits.size()) +
             " caption(s) with the model");
       LLaDASamplerOptions ro = so;
-      ro.seed = options.seed + uint64_t(round);
+      ro.seed = so.seed + uint64_t(round);
       const EditBatchResult fixed = instant_edit(model, edits, ro, stream);
       result.nfe += fixed.sampling.nfe;
       result.seconds += fixed.sampling.total_seconds;
@@ -460,6 +486,54 @@ CopyResult write_copy(TextModel& model, const CopyBrief& brief, const CopyPreset
     result.text = b.text;
     if (!b.passed) result.failure = describe(b.violations);
   }
+}
+
+}  // namespace
+
+CopyResult write_copy(TextModel& model, const CopyBrief& brief, const CopyPreset& preset,
+                      const CopyOptions& options) {
+  const CopySetup c = copy_setup(preset, options, "draft");
+  const int64_t n = c.rows;
+
+  CopyResult result;
+  c.event("drafting " + std::to_string(n) + " caption(s) for \"" + brief.product + "\" (" +
+          preset.name + ")");
+  const std::vector<std::string> prompts(size_t(n), build_copy_prompt(brief, preset));
+  const TextGeneration drafts = generate_text(model, prompts, c.sampler, c.stream);
+  add_checked_rows(result, drafts.texts, drafts.sampling, preset.gen_length, preset);
+  repair_and_choose(model, brief, preset, c.sampler, c.max_rounds, options, c.event, result);
+  return result;
+}
+
+std::string revision_instruction(const CopyBrief& brief, const CopyPreset& preset,
+                                 const std::string& note) {
+  return "Revise this caption as the reviewer asks: " + note + "\n\n" +
+         build_copy_prompt(brief, preset);
+}
+
+CopyResult revise_copy(TextModel& model, const CopyBrief& brief, const CopyPreset& preset,
+                       const std::string& text, const std::string& note,
+                       const CopyOptions& options) {
+  if (note.empty())
+    throw UsageError("a caption revision needs the reviewer's note", brief.product,
+                     "write what should change in the review's note");
+  const CopySetup c = copy_setup(preset, options, "revise");
+  const int64_t n = c.rows;
+
+  CopyResult result;
+  c.event("revising the caption for \"" + brief.product + "\" (" + preset.name + "): " + note);
+  // The whole caption is one slot of the preset's length: the model sees the old caption and the
+  // note in the user turn (Instant Edit) and writes the revised one; then verify -> repair.
+  EditRequest e;
+  e.text = text;
+  e.spans = {TextSpan{0, text.size(), preset.gen_length}};
+  e.instruction = revision_instruction(brief, preset, note);
+  const std::vector<EditRequest> rows(size_t(n), e);
+  const EditBatchResult revised = instant_edit(model, rows, c.sampler, c.stream);
+  std::vector<std::string> texts;
+  for (const auto& r : revised.edits) texts.push_back(r.text);
+  add_checked_rows(result, texts, revised.sampling, preset.gen_length, preset);
+  repair_and_choose(model, brief, preset, c.sampler, c.max_rounds, options, c.event, result);
   return result;
 }
 

@@ -113,4 +113,16 @@ std::string build_copy_prompt(const CopyBrief& brief, const CopyPreset& preset);
 CopyResult write_copy(TextModel& model, const CopyBrief& brief, const CopyPreset& preset,
                       const CopyOptions& options = {});
 
+// A reviewer's revision of an existing caption (`studio run --revise`): `text` is rewritten as a
+// whole under the note (Instant Edit: the model sees the old caption and the note, and writes a
+// new one in a slot of the preset's gen_length), preset.drafts rows in one batch, then the same
+// verify -> repair rounds and choice as write_copy. first_pass = a row met the rules as revised.
+// UsageError when `note` is empty.
+CopyResult revise_copy(TextModel& model, const CopyBrief& brief, const CopyPreset& preset,
+                       const std::string& text, const std::string& note,
+                       const CopyOptions& options = {});
+// The user-turn instruction revise_copy gives the model.
+std::string revision_instruction(const CopyBrief& brief, const CopyPreset& preset,
+                                 const std::string& note);
+
 }  // namespace studio

@@ -56,6 +56,8 @@ std::map<std::string, std::string> run_assets(const fs::path& out) {
   std::map<std::string, std::string> m;
   for (const auto& e : fs::recursive_directory_iterator(out)) {
     const std::string ext = e.path().extension().string();
+    const fs::path rel = fs::relative(e.path(), out);
+    if (!rel.empty() && *rel.begin() == "previews") continue;  // review previews, not assets
     if (e.is_regular_file() && (ext == ".txt" || ext == ".png"))
       m[fs::relative(e.path(), out).string()] = read_file(e.path());
   }

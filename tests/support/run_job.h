@@ -23,7 +23,7 @@ struct RunJobOptions {
 std::filesystem::path write_run_job(const std::filesystem::path& dir,
                                     const RunJobOptions& options = {});
 
-// Asset files (.txt, .png; not sidecars, journals or ledgers) under OUT and their bytes.
+// Asset files (.txt, .png; not sidecars, journals, ledgers or previews/) under OUT and their bytes.
 std::map<std::string, std::string> run_assets(const std::filesystem::path& out);
 
 // Every line of every journal shard under OUT/journal.

@@ -1,10 +1,12 @@
-// `studio mesh ...` end to end: convert and render a sample, clear failures on bad input.
+// `studio mesh ...` end to end: convert (with clean-up filters) and render a sample, topology in
+// `mesh info`, clear failures on bad input.
 // fixtures.h includes ATen, whose glog CHECK macro must come before Catch's.
 #include "tests/support/fixtures.h"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "mesh/gltf_check.h"
 #include "mesh/mesh_io.h"
 #include "tests/support/process.h"
 
@@ -100,4 +102,65 @@ TEST_CASE("studio mesh render writes frames and a contact sheet and a sidecar",
                       shell_quote((dir / "bad").string()));
   CHECK(b.exit_code == 1);
   CHECK_THAT(b.output, Catch::Contains("BoxWithInfinites.glb") && Catch::Contains("finite"));
+}
+
+TEST_CASE("studio mesh convert cleans up meshes and info reports topology", "[unit][cli][mesh]") {
+  const auto dir = temp_dir("cli_mesh_filters");
+  const fs::path src = data_root() / "meshes" / "WusonOBJ.obj";
+  auto info = run_studio("mesh info " + shell_quote(src.string()) + " --json");
+  INFO(info.output);
+  REQUIRE(info.exit_code == 0);
+  const auto summary = nlohmann::json::parse(info.output.substr(info.output.find('{')));
+  const size_t faces = summary["triangles"].get<size_t>();
+  CHECK(summary["topology"]["faces"] == faces);
+  CHECK(summary["topology"].contains("boundary_edges"));
+  auto text = run_studio("mesh info " + shell_quote(src.string()));
+  CHECK_THAT(text.output, Catch::Contains("topology:") && Catch::Contains("Euler"));
+
+  const fs::path glb = dir / "wuson.glb";
+  auto conv =
+      run_studio("mesh convert " + shell_quote(src.string()) + " " + shell_quote(glb.string()) +
+                 " --normalise --smooth 3 --simplify 0.5 --min-component 0.001");
+  INFO(conv.output);
+  REQUIRE(conv.exit_code == 0);
+  CHECK_THAT(conv.output, Catch::Contains("filters: " + std::to_string(faces) + " -> "));
+  CHECK(studio::mesh::check_glb_file(glb).empty());
+  const auto side = read_json(glb.string() + ".json");
+  const auto& f = side["filters"];
+  CHECK(f["faces_before"] == faces);
+  CHECK(f["faces_after"].get<size_t>() < faces);
+  CHECK(f["smooth"]["iterations"] == 3);
+  CHECK(f["simplify"]["target_faces"] == (faces + 1) / 2);
+  CHECK(f["hausdorff_estimate"].get<double>() > 0);
+  CHECK(f["hausdorff_estimate"].get<double>() < 0.1);  // of a unit-size (normalised) model
+  CHECK(side["parameters"]["smooth"] == 3);
+  const auto back = studio::mesh::import_mesh(glb);
+  CHECK(back.triangle_count() == f["faces_after"].get<size_t>());
+  CHECK(side["output_mesh"]["triangles"] == back.triangle_count());
+
+  // --faces N: a face count instead of a ratio.
+  const fs::path ply = dir / "wuson.ply";
+  auto by_count = run_studio("mesh convert " + shell_quote(src.string()) + " " +
+                             shell_quote(ply.string()) + " --faces 500");
+  INFO(by_count.output);
+  REQUIRE(by_count.exit_code == 0);
+  const auto side2 = read_json(ply.string() + ".json");
+  CHECK(side2["filters"]["simplify"]["target_faces"] == 500);
+  CHECK(side2["filters"]["faces_after"].get<size_t>() <= 500);
+  CHECK(!side2["filters"].contains("smooth"));
+
+  // Bad options fail before anything is written.
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {" --simplify 1.5", "ratio in (0, 1]"},
+           {" --simplify 0.5 --faces 100", "not both"},
+           {" --smooth -2", "--smooth"},
+           {" --min-component -1", "--min-component"}}) {
+    const fs::path out = dir / "bad.glb";
+    auto bad = run_studio("mesh convert " + shell_quote(src.string()) + " " +
+                          shell_quote(out.string()) + args);
+    INFO(args << ": " << bad.output);
+    CHECK(bad.exit_code == 1);
+    CHECK_THAT(bad.output, Catch::Contains(message));
+    CHECK(!fs::exists(out));
+  }
 }

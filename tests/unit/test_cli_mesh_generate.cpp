@@ -1,7 +1,8 @@
 // `studio mesh generate` end to end on the tiny fixture models: an embedding
 // file to a GLB with a sidecar; a prompt and a photo through tiny random CLIP
 // folders; clear refusals (bad model folder, bad embedding, missing --clip, bad
-// extension) before any model is loaded. fixtures.h includes ATen, whose glog
+// extension) before any model is loaded; the short form `studio mesh --model ...` and the clean-up
+// options (--smooth, --simplify, --faces, --min-component). fixtures.h includes ATen, whose glog
 // CHECK macro must come before Catch's.
 #include "tests/support/fixtures.h"
 
@@ -186,4 +187,68 @@ TEST_CASE("studio mesh generate: photo through a CLIP vision tower", "[unit][cli
   CHECK(side["models"]["base"]["dir"].get<std::string>().find("base-imagegrid") !=
         std::string::npos);
   CHECK(side["parameters"]["guidance"][1] == 3.0);
+}
+
+TEST_CASE("studio mesh --model: the short form of mesh generate, with clean-up",
+          "[unit][cli][mesh][pointe]") {
+  const fs::path dir = temp_dir("cli_mesh_short_form");
+  const fs::path emb = text_embedding_file(dir);
+  const std::string common = " --model " + shell_quote(tiny().string()) + " --embedding " +
+                             shell_quote(emb.string()) + " --steps 3 --grid 24 --seed 5";
+  const fs::path plain = dir / "plain.glb";
+  const auto p = run_studio("mesh generate" + common + " --out " + shell_quote(plain.string()));
+  INFO(p.output);
+  REQUIRE(p.exit_code == 0);
+  const auto ps = read_json(plain.string() + ".json");
+  CHECK(!ps.contains("filters"));
+
+  // The issue's form: no sub-command, the same options, plus the filters.
+  const fs::path glb = dir / "product.glb";
+  const auto r = run_studio("mesh" + common + " --out " + shell_quote(glb.string()) +
+                            " --smooth 4 --simplify 0.5 --min-component 0.05");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("base step 3/3") && Catch::Contains("filters: "));
+  CHECK(mesh::check_glb_file(glb).empty());
+  const auto side = read_json(glb.string() + ".json");
+  CHECK(side["command"] == "mesh generate");
+  CHECK(side["parameters"]["smooth"] == 4);
+  CHECK(side["parameters"]["simplify"] == 0.5);
+  // Same seed, same marching-cubes mesh as the plain run; then the filters.
+  CHECK(side["mesh"]["marching_cubes"]["triangles"] == ps["mesh"]["triangles"]);
+  CHECK(side["filters"]["faces_before"] == ps["mesh"]["triangles"]);
+  CHECK(side["filters"]["faces_after"] == side["mesh"]["triangles"]);
+  CHECK(side["filters"]["faces_after"].get<size_t>() < ps["mesh"]["triangles"].get<size_t>());
+  CHECK(side["filters"]["smooth"]["iterations"] == 4);
+  CHECK(side["filters"].contains("hausdorff_estimate"));
+  const mesh::Mesh back = mesh::import_mesh(glb);
+  CHECK(back.triangle_count() == side["mesh"]["triangles"].get<size_t>());
+
+  // `mesh generate` takes the filters too; --faces instead of a ratio.
+  const fs::path ply = dir / "few.ply";
+  const auto g =
+      run_studio("mesh generate" + common + " --out " + shell_quote(ply.string()) + " --faces 200");
+  INFO(g.output);
+  REQUIRE(g.exit_code == 0);
+  CHECK(read_json(ply.string() + ".json")["filters"]["simplify"]["target_faces"] == 200);
+
+  // Neither a sub-command nor --model: the help and a clear message, exit 2.
+  const auto bare = run_studio("mesh");
+  CHECK(bare.exit_code == 2);
+  CHECK_THAT(bare.output, Catch::Contains("give a sub-command") && Catch::Contains("generate"));
+  const auto no_model = run_studio("mesh --embedding " + shell_quote(emb.string()) + " --out " +
+                                   shell_quote((dir / "x.glb").string()));
+  CHECK(no_model.exit_code == 2);
+  CHECK_THAT(no_model.output, Catch::Contains("needs --model DIR and --out FILE"));
+  const auto before_sub = run_studio("mesh --model " + shell_quote(tiny().string()) + " info " +
+                                     shell_quote(plain.string()));
+  CHECK(before_sub.exit_code == 2);
+  CHECK_THAT(before_sub.output, Catch::Contains("before the 'info' sub-command"));
+  // Bad filter options fail before any model is loaded.
+  const auto bad = run_studio("mesh" + common + " --out " +
+                              shell_quote((dir / "bad.glb").string()) + " --simplify 2");
+  CHECK(bad.exit_code == 1);
+  CHECK_THAT(bad.output, Catch::Contains("ratio in (0, 1]"));
+  CHECK_THAT(bad.output, !Catch::Contains("loading"));
+  CHECK(!fs::exists(dir / "bad.glb"));
 }

@@ -107,3 +107,78 @@ TEST_CASE("studio mesh render --out clip.mp4 writes a turntable clip", "[unit][c
   CHECK(gif.exit_code == 1);
   CHECK_THAT(gif.output, Catch::Contains(".gif"));
 }
+
+#ifdef STUDIO_HAVE_IMAGE
+TEST_CASE("studio video generate writes an AnimateDiff clip with its parameters",
+          "[unit][cli][video][animatediff]") {
+  const fs::path dir = temp_dir("cli_video_generate");
+  const fs::path out = dir / "clip.mp4";
+  const std::string models = " --model " + shell_quote((fixtures_root() / "sd-tiny").string()) +
+                             " --motion " +
+                             shell_quote((fixtures_root() / "animatediff-tiny").string());
+  // The issue's short form: `studio video --model ... --prompt ... --out clip.mp4`.
+  auto r = run_studio("video" + models +
+                      " --prompt 'a red mug turning' --frames 4 --steps 2 --size 64x64 --seed 3 "
+                      "--fps 8 --device cpu --out " +
+                      shell_quote(out.string()));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("step 2/2"));
+  const auto j = ffprobe(out);
+  const auto& s = j["streams"][0];
+  CHECK(s["codec_name"] == "h264");
+  CHECK(s["width"] == 64);
+  CHECK(s["height"] == 64);
+  CHECK(s["r_frame_rate"] == "8/1");
+  CHECK(s["nb_read_packets"] == "4");
+  const auto& tags = j["format"]["tags"];
+  CHECK(tags["ai_generated"] == "true");
+  CHECK_THAT(tags["comment"].get<std::string>(), Catch::Contains("Seed: 3"));
+  CHECK_THAT(tags["comment"].get<std::string>(), Catch::Contains("Frames: 4"));
+  const auto side = nlohmann::json::parse(read_file(dir / "clip.mp4.json"));
+  CHECK(side["ai_generated"] == true);
+  CHECK(side["parameters"]["frames"] == 4);
+  CHECK(side["parameters"]["timesteps"].size() == 2);
+  CHECK(side["parameters"]["unet_calls"] == 2);  // one call per step: CFG rows in one batch
+  CHECK(side["models"]["motion"]["sha256"].size() == 1);
+
+  // The same seed makes the same frames: the sub-command form, a second time.
+  const fs::path again = dir / "again.mp4";
+  auto r2 = run_studio("video generate" + models +
+                       " --prompt 'a red mug turning' --frames 4 --steps 2 --size 64x64 --seed 3 "
+                       "--fps 8 --device cpu --no-sidecar --out " +
+                       shell_quote(again.string()));
+  INFO(r2.output);
+  REQUIRE(r2.exit_code == 0);
+  CHECK_FALSE(fs::exists(dir / "again.mp4.json"));
+  auto frames = [](const fs::path& f) {
+    return run_command("ffmpeg -v error -i " + shell_quote(f.string()) +
+                       " -f rawvideo -pix_fmt rgb24 - | sha256sum")
+        .output;
+  };
+  CHECK(frames(out) == frames(again));
+}
+
+TEST_CASE("studio video generate refuses bad requests before loading anything",
+          "[unit][cli][video][animatediff]") {
+  const fs::path dir = temp_dir("cli_video_generate_bad");
+  const std::string models = " --model " + shell_quote((fixtures_root() / "sd-tiny").string()) +
+                             " --motion " +
+                             shell_quote((fixtures_root() / "animatediff-tiny").string());
+  auto ext = run_studio("video generate" + models + " --prompt x --out " +
+                        shell_quote((dir / "clip.gif").string()));
+  CHECK(ext.exit_code == 1);
+  CHECK_THAT(ext.output, Catch::Contains(".mp4, .mov or .mkv"));
+  auto too_long = run_studio("video generate" + models +
+                             " --prompt x --frames 1000 --steps 1 --size 64x64 --out " +
+                             shell_quote((dir / "clip.mp4").string()));
+  CHECK(too_long.exit_code == 1);
+  CHECK_THAT(too_long.output, Catch::Contains("motion_max_seq_length"));
+  CHECK_FALSE(fs::exists(dir / "clip.mp4"));
+  auto short_form = run_studio("video --prompt x");
+  CHECK(short_form.exit_code == 2);
+  CHECK_THAT(short_form.output, Catch::Contains("needs --model, --motion, --prompt and --out"));
+  auto nothing = run_studio("video");
+  CHECK(nothing.exit_code == 2);
+}
+#endif

@@ -135,8 +135,12 @@ void check_totals(const KpiSummary& s) {
   CHECK(s.cost_per_asset == Approx(0.0248));
   CHECK(s.yield.first_pass_n == 3);  // a1 yes, a2 no, f1 no
   CHECK(s.yield.copy_fpy() == Approx(1.0 / 3));
-  CHECK(s.yield.reviewed == 3);  // a1, a3, a4 (its last verdict: accept)
-  CHECK(s.yield.review_fpy() == Approx(2.0 / 3));
+  CHECK(s.yield.reviewed == 3);  // a1, a3, a4
+  CHECK(s.yield.accepted == 2);  // a1; a4 (its last verdict: accept)
+  // Human first-pass yield: only a1 was accepted with no reject before (a4 was rejected first).
+  CHECK(s.yield.accepted_first_pass == 1);
+  CHECK(s.yield.review_fpy() == Approx(1.0 / 3));
+  CHECK(s.review.human_fpy() == Approx(1.0 / 3));
   CHECK(s.manual_hours == Approx(3));  // 2 × 30 min + 2 × 60 min
   CHECK(s.review_hours == Approx(0.5));
   CHECK(s.hours_replaced == Approx(2.5));
@@ -177,7 +181,7 @@ TEST_CASE("kpi: hand-checkable KPIs of a synthetic run", "[unit][kpi]") {
   CHECK(web.yield.review_fpy() == Approx(0.5));
   const auto& insta = group(s.by_channel, "insta");
   CHECK(insta.yield.copy_fpy() == Approx(0));
-  CHECK(insta.yield.review_fpy() == Approx(1));
+  CHECK(insta.yield.review_fpy() == Approx(0));  // a4: rejected, then accepted
 
   const auto& a = group(s.by_variant, "A");
   const auto& b = group(s.by_variant, "B");
@@ -393,4 +397,293 @@ TEST_CASE("studio kpi report and merge on the command line", "[unit][kpi][cli]")
   CHECK(studio::test::read_json(json)["assets"] == 4);
   const auto missing = run_studio("kpi report " + shell_quote((merged / "nope").string()));
   CHECK(missing.exit_code == 1);
+}
+
+// --- human review (review.jsonl version 2) and revision work items ---------------------------
+
+TEST_CASE("kpi: review.jsonl version 2 lines, a version-1 line among them", "[unit][kpi]") {
+  const fs::path run = temp_dir("kpi_review_v2");
+  write_file(run / "review.jsonl",
+             "{\"work_id\":\"a1\",\"verdict\":\"accept\",\"reviewer\":\"kim\"}\n"
+             "{\"v\":2,\"work_id\":\"a2\",\"revision\":0,\"output\":\"a2.png\","
+             "\"verdict\":\"revise\",\"reason\":\"too dark\",\"note\":\"warmer light\","
+             "\"reviewer\":\"lee\",\"seconds\":42.5,\"time\":\"2026-11-23T08:00:00.000Z\"}\n"
+             "{\"v\":2,\"work_id\":\"a2\",\"revision\":1,\"verdict\":\"accept\",\"seconds\":7}\n"
+             "{\"v\":2,\"work_id\":\"a3\",\"verdict\":\"rej");  // torn last line
+  std::vector<std::string> warnings;
+  const auto r = read_reviews(run, &warnings);
+  REQUIRE(r.size() == 3);
+  CHECK(r[0].v == 1);
+  CHECK(r[0].verdict == "accept");
+  CHECK(r[0].revision == 0);
+  CHECK(r[0].seconds == 0);
+  CHECK(r[1].v == 2);
+  CHECK(r[1].verdict == "revise");
+  CHECK(r[1].reason == "too dark");
+  CHECK(r[1].note == "warmer light");
+  CHECK(r[1].reviewer == "lee");
+  CHECK(r[1].seconds == Approx(42.5));
+  CHECK(r[1].time == "2026-11-23T08:00:00.000Z");
+  CHECK(r[1].output == "a2.png");
+  CHECK(r[2].revision == 1);
+  CHECK(r[2].line == 3);
+  REQUIRE(warnings.size() == 1);
+  CHECK_THAT(warnings[0], Catch::Contains("review.jsonl:4") && Catch::Contains("torn"));
+
+  // Bad lines before the last: errors naming file and line.
+  for (const std::string bad :
+       {"{\"v\":2,\"work_id\":\"a1\",\"verdict\":\"maybe\"}",
+        "{\"v\":2,\"work_id\":\"a1\",\"verdict\":\"accept\",\"seconds\":-3}",
+        "{\"v\":2,\"work_id\":\"a1\",\"verdict\":\"accept\",\"revision\":-1}",
+        "{\"v\":3,\"work_id\":\"a1\",\"verdict\":\"accept\"}",
+        "{\"v\":2,\"verdict\":\"accept\"}"}) {
+    write_file(run / "review.jsonl", "{\"work_id\":\"a1\",\"verdict\":\"accept\"}\n" + bad +
+                                         "\n{\"work_id\":\"a1\",\"verdict\":\"accept\"}\n");
+    INFO(bad);
+    try {
+      read_reviews(run);
+      FAIL("no error");
+    } catch (const FormatError& e) {
+      CHECK_THAT(std::string(e.what()), Catch::Contains("review.jsonl:2"));
+    }
+  }
+}
+
+TEST_CASE("kpi: a stage event of a revision carries revision and base_work_id", "[unit][kpi]") {
+  auto e = ev("r1", "visual", "web", "A", "write", 0, 1, 1, 0);
+  CHECK_FALSE(e.to_json().contains("revision"));  // written only for revisions
+  CHECK_FALSE(e.to_json().contains("base_work_id"));
+  e.revision = 2;
+  e.base_work_id = "o1";
+  const auto j = e.to_json();
+  CHECK(j["revision"] == 2);
+  CHECK(j["base_work_id"] == "o1");
+  const auto back = StageEvent::from_json(j);
+  CHECK(back.revision == 2);
+  CHECK(back.base_work_id == "o1");
+  auto no_base = j;
+  no_base.erase("base_work_id");
+  CHECK_THROWS_AS(StageEvent::from_json(no_base), FormatError);
+  auto negative = j;
+  negative["revision"] = -1;
+  CHECK_THROWS_AS(StageEvent::from_json(negative), FormatError);
+}
+
+namespace {
+
+// Four originals and two revision work items, made in a later round:
+//   o1 caption web/A  text 0-10 (gpu 10)          accepted first time (30 s)
+//   o2 visual  web/A  image 0-20 (gpu 20)         revise (60 s), its revision r1 accepted (20 s)
+//   o3 caption web/B  text 5-15 (gpu 10)          rejected (45 s): no revision yet, pending
+//   o4 visual  web/B  image 5-40 (gpu 35)         rejected (10 s); its revision r2 failed: pending
+//   r1 = o2 revision 1, image 1000-1030 (gpu 30), done
+//   r2 = o4 revision 1, image 1000-1005 (gpu 5), failed
+// Each original also writes 1 s (CPU). Prices: GPU $3.6/h = $0.001/s, CPU $0.36/h = $0.0001/s.
+Ledger revision_ledger() {
+  Ledger l;
+  RunEvent start;
+  start.shard = "0-of-1";
+  start.event = "start";
+  start.t = T0;
+  l.runs.push_back(start);
+  auto original = [&](const std::string& id, const std::string& kind, const std::string& variant,
+                      const std::string& stage, double from, double to) {
+    auto a = ev(id, kind, "web", variant, stage, from, to, to - from, to - from);
+    auto w = ev(id, kind, "web", variant, "write", to, to + 1, 1, 0);
+    a.shard = w.shard = "0-of-1";
+    l.stages.push_back(a);
+    l.stages.push_back(w);
+  };
+  original("o1", "caption", "A", "text", 0, 10);
+  original("o2", "visual", "A", "image", 0, 20);
+  original("o3", "caption", "B", "text", 5, 15);
+  original("o4", "visual", "B", "image", 5, 40);
+  RunEvent again = start;  // the revision round starts later
+  again.t = T0 + 990;
+  l.runs.push_back(again);
+  auto r1 = ev("r1", "visual", "web", "A", "image", 1000, 1030, 30, 30);
+  auto r1w = ev("r1", "visual", "web", "A", "write", 1030, 1031, 1, 0);
+  auto r2 = ev("r2", "visual", "web", "B", "image", 1000, 1005, 5, 5);
+  r2.status = "failed";
+  r2.error = "out of memory";
+  for (auto* e : {&r1, &r1w, &r2}) {
+    e->shard = "0-of-1";
+    e->revision = 1;
+  }
+  r1.base_work_id = r1w.base_work_id = "o2";
+  r2.base_work_id = "o4";
+  l.stages.insert(l.stages.end(), {r1, r1w, r2});
+  return l;
+}
+
+KpiConfig revision_config() {
+  KpiConfig c;
+  c.run_id = "rev";
+  c.gpu_price_per_hour = 3.6;
+  c.cpu_price_per_hour = 0.36;
+  c.review_minutes = {{"caption", 3}, {"visual", 6}};
+  return c;
+}
+
+std::vector<ReviewVerdict> revision_reviews() {
+  auto verdict = [](const std::string& id, int64_t revision, const std::string& v, double seconds,
+                    std::size_t line) {
+    ReviewVerdict r;
+    r.v = 2;
+    r.work_id = id;
+    r.revision = revision;
+    r.verdict = v;
+    r.seconds = seconds;
+    r.line = line;
+    return r;
+  };
+  auto o2_revise = verdict("o2", 0, "revise", 60, 2);
+  o2_revise.note = "warmer light, keep the logo";
+  auto o3_reject = verdict("", 0, "reject", 45, 3);
+  o3_reject.output = "o3.txt";  // a version-1 style line naming the output
+  o3_reject.v = 1;
+  o3_reject.reason = "<script>alert(1)</script> off-brand";
+  auto r1_accept = verdict("", 0, "accept", 20, 5);
+  r1_accept.output = "o2-r1.png";  // the revision's output: its base asset, revision 1
+  return {verdict("o1", 0, "accept", 30, 1), o2_revise, o3_reject,
+          verdict("o4", 0, "reject", 10, 4), r1_accept};
+}
+
+const ItemKpi& item(const KpiSummary& s, const std::string& id) {
+  for (const auto& it : s.items)
+    if (it.work_id == id) return it;
+  FAIL("no item " << id);
+  throw;
+}
+
+}  // namespace
+
+TEST_CASE("kpi: human FPY, revisions per accepted asset, review minutes, revision costs",
+          "[unit][kpi]") {
+  const std::map<std::string, std::string> outputs = {{"o3.txt", "o3"}, {"o2-r1.png", "r1"}};
+  const KpiSummary s =
+      compute_kpis(revision_ledger(), revision_config(), revision_reviews(), outputs);
+
+  // Originals only in assets, throughput and turnaround; revisions apart.
+  CHECK(s.work_items == 4);
+  CHECK(s.assets == 4);
+  CHECK(s.failed == 0);  // r2 failed, but it is a revision
+  CHECK(s.revisions_made == 2);
+  CHECK(s.revisions_done == 1);
+  CHECK(s.revisions_failed == 1);
+  CHECK(s.makespan_s == Approx(41));  // o4's write ends at +41; the revision round does not count
+  CHECK(s.throughput_per_hour == Approx(4 * 3600.0 / 41));
+  CHECK(s.turnaround.max == Approx(41));
+  // Cost: originals 75 GPU s + 4 CPU s, revisions 35 GPU s + 1 CPU s.
+  CHECK(s.revision_cost == Approx(0.035 + 0.0001));
+  CHECK(s.cost_total == Approx(0.075 + 0.0004 + 0.035 + 0.0001));
+  CHECK(s.cost_per_asset == Approx((0.075 + 0.0004 + 0.035 + 0.0001) / 4));
+  for (const auto& st : s.stages)
+    if (st.stage == "image") {
+      CHECK(st.events == 4);  // o2, o4, r1, r2
+      CHECK(st.gpu_s == Approx(20 + 35 + 30 + 5));
+    }
+  const auto& visual = group(s.by_kind, "visual");
+  CHECK(visual.items == 2);
+  CHECK(visual.assets == 2);
+  CHECK(visual.cost_total == Approx(0.0201 + 0.0351 + 0.0301 + 0.005));
+
+  // Human review.
+  CHECK(s.review.lines == 5);
+  CHECK(s.review.reviewed == 4);
+  CHECK(s.review.accepted == 2);             // o1, o2 (on revision 1)
+  CHECK(s.review.accepted_first_pass == 1);  // o1
+  CHECK(s.review.human_fpy() == Approx(0.25));
+  CHECK(s.yield.review_fpy() == Approx(0.25));
+  CHECK(s.review.rejected == 2);
+  CHECK(s.review.to_revise == 0);
+  CHECK(s.review.pending_revision == 2);                  // o3: none made; o4: its revision failed
+  CHECK(s.review.revisions_per_accepted == Approx(0.5));  // (0 + 1) / 2
+  CHECK(s.review.seconds == Approx(165));
+  CHECK(s.review.minutes == Approx(2.75));
+  CHECK(s.review.mean_seconds == Approx(33));
+  CHECK(s.review.minutes_by_kind.at("caption") == Approx(1.25));  // 30 + 45 s
+  CHECK(s.review.minutes_by_kind.at("visual") == Approx(1.5));    // 60 + 10 + 20 s
+  CHECK(s.review_hours == Approx((3 + 6 + 3 + 6) / 60.0));        // the configured baseline
+  REQUIRE(s.review.issues.size() == 3);  // o2 revise, o3 reject, o4 reject (file order)
+  CHECK(s.review.issues[0].verdict == "revise");
+  CHECK(s.review.issues[0].note == "warmer light, keep the logo");
+  CHECK(s.review.issues[1].work_id == "o3");  // resolved from its output
+  CHECK(group(s.by_kind, "caption").yield.human_fpy() == Approx(0.5));
+  CHECK(group(s.by_kind, "visual").yield.human_fpy() == Approx(0));
+  CHECK(group(s.by_variant, "A").yield.human_fpy() == Approx(0.5));
+
+  const auto& o2 = item(s, "o2");
+  CHECK(o2.review == "accept");
+  CHECK(o2.review_revision == 1);
+  CHECK(o2.first_review == "revise");
+  CHECK_FALSE(o2.review_first_pass);
+  CHECK(o2.revisions == 1);
+  CHECK(o2.review_seconds == Approx(80));
+  CHECK(item(s, "o1").review_first_pass);
+  CHECK(item(s, "o4").revisions == 1);
+  CHECK(item(s, "o3").revisions == 0);
+  const auto& r1 = item(s, "r1");
+  CHECK(r1.revision == 1);
+  CHECK(r1.base_work_id == "o2");
+  CHECK(r1.review == "accept");  // the verdict on revision 1
+
+  const auto j = s.to_json();
+  CHECK(j["human_review"]["human_fpy"] == Approx(0.25));
+  CHECK(j["human_review"]["pending_revision"] == 2);
+  CHECK(j["human_review"]["review_minutes"] == Approx(2.75));
+  CHECK(j["revisions"]["made"] == 2);
+  CHECK(j["yield"]["accepted_first_pass"] == 1);
+
+  // kpi.csv: revisions are rows with their revision and base.
+  const std::string csv = render_kpi_csv(s);
+  CHECK_THAT(csv, Catch::Contains(",error,revision,base_work_id,"));
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 6);
+  std::size_t r1_row = csv.find("\nr1,");
+  REQUIRE(r1_row != std::string::npos);
+  const std::string row = csv.substr(r1_row + 1, csv.find('\n', r1_row + 1) - r1_row - 1);
+  CHECK_THAT(row, Catch::Contains(",1,o2,"));
+
+  // The report: a "Human review" section, everything escaped; the headline's line.
+  const std::string html = render_kpi_html(s);
+  CHECK_THAT(html, Catch::Contains("<h2>Human review</h2>"));
+  CHECK_THAT(html, Catch::Contains("Rejected and revised"));
+  CHECK_THAT(html, Catch::Contains("&lt;script&gt;alert(1)&lt;/script&gt; off-brand"));
+  CHECK_THAT(html, Catch::Contains("warmer light, keep the logo"));
+  CHECK(html.find("<script") == std::string::npos);
+  CHECK(html.find("A/B results") == std::string::npos);  // no reactions: no section
+  const std::string head = render_kpi_headline(s);
+  CHECK_THAT(head, Catch::Contains("human review       FPY 25% (1/4 reviewed)"));
+  CHECK_THAT(head, Catch::Contains("2 pending revision"));
+  CHECK_THAT(head, Catch::Contains("0.50 revisions per accepted asset"));
+  CHECK_THAT(head, Catch::Contains("2.8 review min measured"));
+  CHECK_THAT(head, Catch::Contains("revisions          2 made (1 finished, 1 failed)"));
+}
+
+TEST_CASE("kpi: no review.jsonl, no human review section", "[unit][kpi]") {
+  const KpiSummary s = compute_kpis(revision_ledger(), revision_config(), {});
+  CHECK(s.review.lines == 0);
+  CHECK(std::isnan(s.review.human_fpy()));
+  CHECK(std::isnan(s.review.revisions_per_accepted));
+  CHECK(render_kpi_html(s).find("Human review") == std::string::npos);
+  CHECK(render_kpi_headline(s).find("human review") == std::string::npos);
+}
+
+TEST_CASE("kpi: a final revise on a revision not made yet is pending, a later one is not",
+          "[unit][kpi]") {
+  std::vector<ReviewVerdict> rs(2);
+  rs[0].work_id = "o2";
+  rs[0].verdict = "reject";
+  rs[0].line = 1;
+  rs[1].work_id = "o2";
+  rs[1].revision = 1;  // r1 exists and finished: a revise on it needs revision 2
+  rs[1].verdict = "revise";
+  rs[1].line = 2;
+  KpiSummary s = compute_kpis(revision_ledger(), revision_config(), rs);
+  CHECK(s.review.to_revise == 1);
+  CHECK(s.review.pending_revision == 1);
+  rs.pop_back();  // the final verdict: reject on revision 0, and revision 1 was made since
+  s = compute_kpis(revision_ledger(), revision_config(), rs);
+  CHECK(s.review.rejected == 1);
+  CHECK(s.review.pending_revision == 0);
 }

@@ -237,6 +237,19 @@ TEST_CASE("studio run edits product photos with the job's mask and channel, resu
   CHECK(out.width == 96);
   CHECK(out.height == 64);
   CHECK(out.metadata.parameters.find("Inversion: negative-prompt") != std::string::npos);
+  // Review previews: the photo and the product mask fitted as the asset was, outside the assets.
+  REQUIRE(side.contains("previews"));
+  CHECK(side["previews"]["before"] == "previews/CUP-1/web-banner/edit-default-s0.before.png");
+  CHECK(side["previews"]["mask"] == "previews/CUP-1/web-banner/edit-default-s0.mask.png");
+  for (const char* k : {"before", "mask"}) {
+    const image::Image p = image::read_image(dir / "out" / side["previews"][k].get<std::string>());
+    CHECK(p.width == 96);
+    CHECK(p.height == 64);
+  }
+  const image::Image mask_preview =
+      image::read_image(dir / "out" / side["previews"]["mask"].get<std::string>());
+  CHECK(mask_preview.pixels.max().item<float>() == 1.0f);  // the product is in the window
+  CHECK(mask_preview.pixels.min().item<float>() == 0.0f);
 
   // Killed after the first asset is written, resumed: the same bytes.
   const fs::path dir2 = test::temp_dir("run_edit_kill");

@@ -1,0 +1,94 @@
+// AnimateDiff text-to-video (diffusers 0.29 AnimateDiffPipeline): a Stable Diffusion 1.x pipeline
+// folder plus a MotionAdapter; the same seed, scheduler and prompt give the same latents at every
+// step as diffusers. Frames are decoded through the image VAE one frame per batch row.
+#pragma once
+
+#include <ATen/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "video/video_io.h"
+
+namespace studio::video {
+
+// Called after every scheduler step; return false to cancel the run.
+struct VideoStepInfo {
+  int step = 0;  // 1-based, of `total`
+  int total = 0;
+  double timestep = 0;
+  const at::Tensor* latents = nullptr;  // [1, C, F, h, w] after the step
+};
+using VideoStepCallback = std::function<bool(const VideoStepInfo&)>;
+
+struct VideoRequest {
+  std::string prompt;
+  std::string negative_prompt;  // "" = unconditional
+  uint64_t seed = 0;
+  int num_frames = 16;  // at most the adapter's motion_max_seq_length
+  int steps = 25;
+  double guidance = 7.5;      // <= 1 disables classifier-free guidance
+  int width = 0, height = 0;  // 0: the UNet's sample_size times the VAE scale factor
+  double eta = 0.0;           // DDIM only
+  // Precomputed text conditioning [1, 77, D] instead of encoding the prompts (both or neither).
+  std::optional<at::Tensor> prompt_embeds, negative_prompt_embeds;
+  // Start from these latents [1, C, F, h, w] instead of seeded noise (used as given).
+  std::optional<at::Tensor> latents;
+  // A whole scheduler config (its _class_name picks the class); empty: the pipeline's default.
+  std::optional<nlohmann::json> scheduler_config;
+  bool keep_step_latents = false;
+  VideoStepCallback on_step;
+};
+
+struct VideoResult {
+  at::Tensor frames;                     // [F, H, W, 3] float32 in [0, 1] on the CPU
+  at::Tensor init_latents;               // [1, C, F, h, w] before the first step
+  std::vector<at::Tensor> step_latents;  // after each step (keep_step_latents)
+  at::Tensor prompt_embeds, negative_prompt_embeds;
+  std::vector<double> timesteps;
+  int unet_calls = 0;
+  bool cancelled = false;
+};
+
+class AnimateDiffPipeline {
+ public:
+  // sd_dir: a diffusers Stable Diffusion pipeline folder (tokenizer, text_encoder, unet, vae,
+  // scheduler). motion_dir: a MotionAdapter folder (config.json + weights), or a folder holding
+  // motion_adapter/ and optionally scheduler/, whose scheduler then replaces sd_dir's as default.
+  // Everything loads strictly; the models are moved to `device` in `dtype`.
+  static std::unique_ptr<AnimateDiffPipeline> load(const std::filesystem::path& sd_dir,
+                                                   const std::filesystem::path& motion_dir,
+                                                   const std::string& device = "cpu",
+                                                   const std::string& dtype = "auto");
+  ~AnimateDiffPipeline();
+
+  VideoResult generate(const VideoRequest& request);
+
+  // [N, 77, D] conditioning for prompts, as diffusers' encode_prompt (no attention mask).
+  at::Tensor encode_prompt(const std::vector<std::string>& prompts);
+  // Scaled video latents [B, C, F, h, w] → frames [B, F, H, W, 3] in [0, 1] (VAE per frame).
+  at::Tensor decode_latents(const at::Tensor& latents);
+  int vae_scale_factor() const;
+  int default_size() const;  // pixels
+  int max_frames() const;    // the adapter's motion_max_seq_length
+  const nlohmann::json& scheduler_config() const;
+
+ private:
+  AnimateDiffPipeline();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Writes frames [F, H, W, 3] in [0, 1] (a VideoResult's) as a video file with VideoWriter
+// (round(255·x) RGB8); options.width/height 0 take the frames' size. Returns the encoder used.
+std::string write_frames(const at::Tensor& frames, const std::filesystem::path& path,
+                         WriterOptions options = {});
+
+}  // namespace studio::video
