@@ -47,23 +47,6 @@ struct BenchOptions {
   std::string json_out;
 };
 
-// Median of `repeat` timed runs of f, in milliseconds (after one untimed warm-up).
-template <typename F>
-double time_ms(const c10::Device& d, int repeat, F&& f) {
-  f();
-  bench_sync(d);
-  std::vector<double> ms;
-  for (int i = 0; i < repeat; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    bench_sync(d);
-    ms.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
 nlohmann::json read_component_config(const fs::path& arch, const char* component) {
   const fs::path p = arch / component / "config.json";
   if (!fs::is_regular_file(p))
@@ -110,14 +93,14 @@ int run_bench_image(const BenchOptions& o) {
   const at::Tensor x = seeded_randn({b, unet->config().in_channels, lat, lat}, 0, opts);
   const at::Tensor x2 = at::cat({x, x});
 
-  const double text_ms = time_ms(device, o.repeat, [&] { te->forward(ids); });
+  const double text_ms = bench_median_ms(device, o.repeat, [&] { te->forward(ids); });
   const double unet_batched_ms =
-      time_ms(device, o.repeat, [&] { unet->forward(x2, 500.0, context); });
-  const double unet_sequential_ms = time_ms(device, o.repeat, [&] {
+      bench_median_ms(device, o.repeat, [&] { unet->forward(x2, 500.0, context); });
+  const double unet_sequential_ms = bench_median_ms(device, o.repeat, [&] {
     unet->forward(x, 500.0, context.slice(0, 0, b));
     unet->forward(x, 500.0, context.slice(0, b, 2 * b));
   });
-  const double vae_ms = time_ms(device, o.repeat, [&] { vae->decode(x); });
+  const double vae_ms = bench_median_ms(device, o.repeat, [&] { vae->decode(x); });
 
   // End to end: text encoding, `steps` DDIM steps with batched CFG, VAE decode.
   auto sched = make_scheduler(nlohmann::json{{"_class_name", "DDIMScheduler"},
@@ -127,7 +110,7 @@ int run_bench_image(const BenchOptions& o) {
                                              {"steps_offset", 1},
                                              {"set_alpha_to_one", false}},
                               "bench");
-  const double e2e_ms = time_ms(device, 1, [&] {
+  const double e2e_ms = bench_median_ms(device, 1, [&] {
     const at::Tensor ctx = te->forward(ids).last_hidden_state;
     sched->set_timesteps(steps);
     at::Tensor lat_t = x.clone();
@@ -209,6 +192,9 @@ void add_bench_command(CLI::App& app, CommandAction* action) {
   add_bench_run_command(*bench, action);
 #ifdef STUDIO_HAVE_MESH
   add_bench_mesh_command(*bench, action);
+#endif
+#if defined(STUDIO_HAVE_VIDEO) && defined(STUDIO_HAVE_IMAGE)
+  add_bench_video_command(*bench, action);
 #endif
 }
 

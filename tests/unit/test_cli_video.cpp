@@ -182,3 +182,37 @@ TEST_CASE("studio video generate refuses bad requests before loading anything",
   CHECK(nothing.exit_code == 2);
 }
 #endif
+
+#ifdef STUDIO_HAVE_IMAGE
+TEST_CASE("studio bench video times the motion UNet against the image UNet",
+          "[unit][cli][video][animatediff][bench]") {
+  const fs::path dir = temp_dir("cli_bench_video");
+  const fs::path json_file = dir / "bench.json";
+  auto r = run_studio(
+      "bench video --arch " + shell_quote((fixtures_root() / "sd-tiny").string()) +
+      " --motion-config " +
+      shell_quote((fixtures_root() / "animatediff-tiny" / "motion_adapter").string()) +
+      " --frames 4 --size 64 --repeat 1 --device cpu --json " + shell_quote(json_file.string()));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("motion UNet vs baseline"));
+  const auto j = nlohmann::json::parse(read_file(json_file));
+  CHECK(j["benchmark"] == "video");
+  CHECK(j["frames"] == 4);
+  CHECK(j["latent_size"] == 8);
+  CHECK(j["motion_unet_step_ms"].get<double>() > 0);
+  CHECK(j["image_unet_step_ms"].get<double>() > 0);
+  CHECK(j["motion_vs_image_unet"].get<double>() ==
+        Approx(j["motion_unet_step_ms"].get<double>() / j["image_unet_step_ms"].get<double>()));
+  CHECK(j["parameters"]["motion_adapter"].get<int64_t>() > 0);
+  CHECK(j["peak_gpu_mib_motion"].is_null());  // CPU
+
+  auto too_many =
+      run_studio("bench video --arch " + shell_quote((fixtures_root() / "sd-tiny").string()) +
+                 " --motion-config " +
+                 shell_quote((fixtures_root() / "animatediff-tiny" / "motion_adapter").string()) +
+                 " --frames 33 --size 64 --device cpu");
+  CHECK(too_many.exit_code == 1);
+  CHECK_THAT(too_many.output, Catch::Contains("motion_max_seq_length 32"));
+}
+#endif
