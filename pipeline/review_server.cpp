@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/path_confine.h"
 #include "core/json_file.h"
 #include "pipeline/journal.h"
 #include "pipeline/kpi.h"
@@ -375,12 +376,8 @@ std::optional<fs::path> resolve_run_file(const fs::path& root, const std::string
   std::error_code ec;
   const fs::path resolved = fs::weakly_canonical(root / relative, ec);
   if (ec) return refuse("cannot resolve path");
-  // Inside `root`: every component of root is a prefix of the resolved path's components.
-  auto r = root.begin();
-  auto p = resolved.begin();
-  for (; r != root.end(); ++r, ++p)
-    if (p == resolved.end() || *p != *r) return refuse("outside the run folder");
-  if (p == resolved.end()) return refuse("the run folder itself");
+  if (!path_within(root, resolved)) return refuse("outside the run folder");
+  if (resolved == root) return refuse("the run folder itself");
   const fs::file_status st = fs::status(resolved, ec);
   if (ec || !fs::exists(st)) return refuse("no such file");
   if (!fs::is_regular_file(st)) return refuse("not a regular file");

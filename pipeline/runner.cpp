@@ -297,10 +297,10 @@ std::string read_revision_source(const fs::path& run_dir, const WorkItem& w) {
   return w.prompt;
 }
 
-// A revised prompt: the reviewed output's prompt with the reviewer's note appended.
-[[maybe_unused]] std::string revised_prompt(const fs::path& run_dir, const WorkItem& w) {
-  const std::string base = revision_source_prompt(run_dir, w);
-  return w.revision_note.empty() ? base : base + ", " + w.revision_note;
+// A revised prompt: the reviewed output's prompt (revision_source_prompt) with the reviewer's
+// note appended.
+[[maybe_unused]] std::string revised_prompt(const std::string& source_prompt, const WorkItem& w) {
+  return w.revision_note.empty() ? source_prompt : source_prompt + ", " + w.revision_note;
 }
 
 nlohmann::json revision_json(const WorkItem& w) {
@@ -589,7 +589,7 @@ int run_job(const RunOptions& options) {
       r.prompt = w.prompt;
       // A revision edits the photo again under the reviewed edit's prompt + the reviewer's note
       // (or reason: an edit has no seed to vary).
-      if (w.revision > 0) r.prompt = revised_prompt(run_dir, w);
+      if (w.revision > 0) r.prompt = revised_prompt(revision_source_prompt(run_dir, w), w);
       r.negative_prompt = v.value("negative_prompt", std::string());
       r.method = image::parse_inversion_method(ed.at("inversion").get<std::string>());
       r.steps = v.value("steps", 25);
@@ -707,8 +707,8 @@ int run_job(const RunOptions& options) {
         const nlohmann::json& v = w.preset;
         image::PhotoEditRequest r;
         r.photo = run_dir / w.revision_source;
-        r.source_prompt = revision_source_prompt(run_dir, w);
-        r.prompt = revised_prompt(run_dir, w);
+        r.source_prompt = revision_source_prompt(run_dir, w);  // its sidecar, read once
+        r.prompt = revised_prompt(r.source_prompt, w);
         r.negative_prompt = v.value("negative_prompt", std::string());
         r.steps = v.value("steps", 25);
         r.guidance = v.value("guidance", 7.5);
