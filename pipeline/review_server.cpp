@@ -21,8 +21,8 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "core/path_confine.h"
 #include "core/json_file.h"
+#include "core/path_confine.h"
 #include "pipeline/journal.h"
 #include "pipeline/kpi.h"
 
