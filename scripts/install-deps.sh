@@ -14,6 +14,8 @@ PACKAGES=(
   catch2
   # the cluster tests' private single-node Slurm (scripts/local-slurm.sh)
   slurmctld slurmd slurm-client munge
+  # the sbatch samples forward signals with pkill (procps)
+  procps
   # `studio review` (cpp-httplib) and its browser test (headless chromium, node + playwright-core)
   libcpp-httplib-dev chromium nodejs
 )
