@@ -49,6 +49,8 @@ void add_video_command(CLI::App& app, CommandAction* action);
 // `video generate` and the short form `video --model ...` (video_generate_command.cpp), in builds
 // with both the video and the image stage.
 void add_video_generate_command(CLI::App& video, CommandAction* action);
+// `video edit` (video_edit_command.cpp): a clip edited by inversion; same builds as generate.
+void add_video_edit_command(CLI::App& video, CommandAction* action);
 // `studio bench video` (bench_video_command.cpp): the motion UNet step vs the image UNet.
 void add_bench_video_command(CLI::App& bench, CommandAction* action);
 #endif

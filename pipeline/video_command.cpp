@@ -197,10 +197,11 @@ void add_video_command(CLI::App& app, CommandAction* action) {
 #ifdef STUDIO_HAVE_IMAGE
   auto* cmd = app.add_subcommand(
       "video",
-      "Video: AnimateDiff text-to-video (generate), probe stream info, transcode to "
-      "H.264 MP4");
+      "Video: AnimateDiff text/image-to-video (generate), clip editing by inversion (edit), "
+      "probe stream info, transcode to H.264 MP4");
   cmd->require_subcommand(0, 1);  // none: the short form of `video generate`
   add_video_generate_command(*cmd, action);
+  add_video_edit_command(*cmd, action);
 #else
   auto* cmd = app.add_subcommand("video", "Video files: probe stream info, transcode to H.264 MP4");
   cmd->require_subcommand(1);

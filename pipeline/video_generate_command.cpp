@@ -8,16 +8,19 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
+#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/json_file.h"
+#include "image/edit_mask.h"
+#include "image/image_io.h"
 #include "pipeline/cli.h"
 #include "pipeline/commands.h"
 #include "pipeline/progress.h"
+#include "pipeline/video_cli_util.h"
 #include "video/animatediff_pipeline.h"
 
 namespace studio {
@@ -39,18 +42,13 @@ struct VideoGenerateOptions {
   int crf = 18;
   std::string device = "auto", dtype = "auto";
   bool no_sidecar = false;
+  // Image-to-video: the product photo every frame starts from.
+  std::string init, mask;
+  double strength = 0.8;
+  int grow = 0, feather = 0;
+  bool keep_first_frame = false;
+  int context = 0, overlap = 4;
 };
-
-// sha256 of every weight file of a folder (one entry per shard), for the sidecar.
-nlohmann::json weight_hashes(const fs::path& dir) {
-  nlohmann::json files = nlohmann::json::object();
-  for (const auto& f : find_weight_files(dir)) files[f.filename().string()] = sha256_file_hex(f);
-  return files;
-}
-
-fs::path motion_weights_dir(const fs::path& motion) {
-  return fs::exists(motion / "motion_adapter") ? motion / "motion_adapter" : motion;
-}
 
 int run_video_generate(const VideoGenerateOptions& o) {
   const auto t0 = Clock::now();
@@ -63,14 +61,17 @@ int run_video_generate(const VideoGenerateOptions& o) {
   if (o.frames < 1) throw UsageError("--frames must be at least 1", "--frames");
   if (o.steps < 1) throw UsageError("--steps must be at least 1", "--steps");
   int width = 0, height = 0;
-  if (!o.size.empty()) {
-    static const std::regex re("^(\\d+)x(\\d+)$");
-    std::smatch m;
-    if (!std::regex_match(o.size, m, re))
-      throw UsageError("--size must be WxH, e.g. 512x512, not '" + o.size + "'", "--size");
-    width = std::stoi(m[1]);
-    height = std::stoi(m[2]);
-  }
+  video_cli::parse_size(o.size, "--size", &width, &height);
+  if (o.init.empty() && (!o.mask.empty() || o.keep_first_frame))
+    throw UsageError("--mask and --keep-first-frame need --init", "video generate",
+                     "give the product photo to start from with --init");
+  if (!o.init.empty() && !(o.strength > 0 && o.strength <= 1))
+    throw UsageError("--strength must be in (0, 1]", "--strength");
+  // The photo is read (and refused when bad) before any model loads.
+  std::optional<image::Image> photo;
+  if (!o.init.empty()) photo = image::read_image(o.init);
+  if (!o.mask.empty() && !fs::is_regular_file(o.mask))
+    throw IoError("no such mask file", o.mask, "check the path");
   const video::Rational fps = video::parse_fps(o.fps);  // UsageError for a bad rate
   video::VideoRequest r;
   r.prompt = o.prompt;
@@ -79,17 +80,49 @@ int run_video_generate(const VideoGenerateOptions& o) {
   r.num_frames = o.frames;
   r.steps = o.steps;
   r.guidance = o.guidance;
-  r.width = width;
-  r.height = height;
+  r.context_frames = o.context;
+  r.context_overlap = o.overlap;
   if (!o.scheduler_config.empty()) r.scheduler_config = read_json_file(o.scheduler_config);
 
   std::cerr << "video generate: loading " << o.model << " + motion adapter " << o.motion << "\n";
   auto pipe = video::AnimateDiffPipeline::load(o.model, o.motion, o.device, o.dtype);
-  if (o.frames > pipe->max_frames())
-    throw UsageError(fmt::format("--frames {} is more than the motion adapter's {} "
+  if (o.context > pipe->max_frames())
+    throw UsageError(fmt::format("--context {} is more than the motion adapter's {} "
                                  "(motion_max_seq_length)",
-                                 o.frames, pipe->max_frames()),
-                     "--frames", "make a shorter clip");
+                                 o.context, pipe->max_frames()),
+                     "--context", fmt::format("use at most {}", pipe->max_frames()));
+  if (o.context == 0 && o.frames > pipe->max_frames()) {
+    r.context_frames = std::min(16, pipe->max_frames());
+    std::cerr << fmt::format(
+        "video generate: {} frames is more than the motion adapter reaches ({}); using windows "
+        "of {} frames overlapping by {} (--context, --overlap)\n",
+        o.frames, pipe->max_frames(), r.context_frames, o.overlap);
+  }
+  if (photo) {
+    // Image-to-video: the photo, fitted to the working size, starts every frame.
+    if (width == 0)
+      video_cli::fit_size(photo->width, photo->height, pipe->default_size(),
+                          pipe->vae_scale_factor(), &width, &height);
+    const at::Tensor rgb = photo->pixels.slice(2, 0, 3);
+    r.init_frames = video_cli::cover(rgb, width, height);
+    r.strength = o.strength;
+    r.keep_first_frame = o.keep_first_frame;
+    if (!o.mask.empty()) {
+      r.keep_mask = video_cli::load_keep_mask(o.mask, photo->width, photo->height, width, height,
+                                              true, o.grow, o.feather);
+    } else if (photo->has_alpha && photo->pixels.select(2, 3).min().item<float>() < 1.f) {
+      // A cut-out product photo: its alpha is the product mask.
+      const at::Tensor alpha =
+          video_cli::cover(photo->pixels.select(2, 3).unsqueeze(2).contiguous(), width, height)
+              .squeeze(2);
+      image::ProductMaskOptions mo;
+      mo.grow = o.grow;
+      mo.feather = o.feather;
+      r.keep_mask = image::refine_mask(alpha >= 0.5, "the alpha channel of " + o.init, mo).soft;
+    }
+  }
+  r.width = width;
+  r.height = height;
   const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
 
   ProgressBar bar("video generate");
@@ -111,21 +144,23 @@ int run_video_generate(const VideoGenerateOptions& o) {
   // The parameters, in the file and in the sidecar (A1111-style, as studio image writes them).
   const std::string parameters = fmt::format(
       "{}\nNegative prompt: {}\nSteps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}, "
-      "Frames: {}, FPS: {}, Model: {}, Motion module: {}, Version: studio {}",
+      "Frames: {}, FPS: {}, Model: {}, Motion module: {}{}, Version: studio {}",
       o.prompt, o.negative, o.steps,
       pipe->scheduler_config().value("_class_name", std::string("?")), o.guidance, o.seed, out_w,
       out_h, o.frames, fps.str(), fs::path(o.model).filename().string(),
-      fs::path(o.motion).filename().string(), STUDIO_VERSION);
+      fs::path(o.motion).filename().string(),
+      o.init.empty()
+          ? std::string()
+          : fmt::format(", Init image: {}, Strength: {}{}", fs::path(o.init).filename().string(),
+                        o.strength, r.keep_mask.defined() ? ", Product mask: kept" : ""),
+      STUDIO_VERSION);
   video::WriterOptions wo;
   wo.fps = fps;
   wo.crf = o.crf;
-  wo.metadata["title"] = o.prompt;
-  wo.metadata["comment"] = parameters;
-  wo.metadata["description"] =
-      "AI-generated video (AnimateDiff text-to-video, studio " + std::string(STUDIO_VERSION) + ")";
-  wo.metadata["ai_generated"] = "true";
-  wo.metadata["digital_source_type"] =
-      "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
+  wo.metadata = video_cli::clip_metadata(o.prompt, parameters,
+                                         std::string("AI-generated video (AnimateDiff ") +
+                                             (o.init.empty() ? "text-to-video" : "image-to-video") +
+                                             ", studio " + STUDIO_VERSION + ")");
   const std::string encoder = video::write_frames(res.frames, o.out, wo);
   std::cerr << fmt::format(
       "video generate: {} frames {}x{} in {:.1f} s ({} UNet calls, {:.2f} s/step); wrote {} "
@@ -152,11 +187,26 @@ int run_video_generate(const VideoGenerateOptions& o) {
           {"height", out_h},
           {"scheduler", pipe->scheduler_config()},
           {"timesteps", res.timesteps},
-          {"unet_calls", res.unet_calls}}},
+          {"unet_calls", res.unet_calls},
+          {"context_frames", r.context_frames},
+          {"context_overlap", r.context_overlap},
+          {"init_image",
+           o.init.empty() ? nlohmann::json()
+                          : nlohmann::json{{"file", o.init},
+                                           {"sha256", sha256_file_hex(o.init)},
+                                           {"strength", o.strength},
+                                           {"keep_first_frame", o.keep_first_frame},
+                                           {"product_mask",
+                                            r.keep_mask.defined()
+                                                ? (o.mask.empty() ? "alpha of " + o.init : o.mask)
+                                                : std::string()}}}}},
         {"models",
-         {{"sd", {{"dir", o.model}, {"unet_sha256", weight_hashes(fs::path(o.model) / "unet")}}},
+         {{"sd",
+           {{"dir", o.model},
+            {"unet_sha256", video_cli::weight_hashes(fs::path(o.model) / "unet")}}},
           {"motion",
-           {{"dir", o.motion}, {"sha256", weight_hashes(motion_weights_dir(o.motion))}}}}},
+           {{"dir", o.motion},
+            {"sha256", video_cli::weight_hashes(video_cli::motion_weights_dir(o.motion))}}}}},
         {"output",
          {{"file", o.out},
           {"encoder", encoder},
@@ -177,7 +227,8 @@ void add_generate_options(CLI::App* app, VideoGenerateOptions* o, const std::str
                       "safetensors), or a folder with motion_adapter/ (+ scheduler/)"));
   opt(app->add_option("--prompt", o->prompt, "what the clip shows"));
   opt(app->add_option("--negative", o->negative, "negative prompt"));
-  opt(app->add_option("--frames", o->frames, "frames (default 16; at most the adapter's limit)"));
+  opt(app->add_option("--frames", o->frames,
+                      "frames (default 16; longer than the adapter reaches: context windows)"));
   opt(app->add_option("--fps", o->fps, "frame rate of the file, e.g. 8 or 24000/1001 (default 8)"));
   opt(app->add_option("--steps", o->steps, "denoising steps (default 25)"));
   opt(app->add_option("--guidance", o->guidance, "classifier-free guidance (default 7.5)"));
@@ -190,6 +241,22 @@ void add_generate_options(CLI::App* app, VideoGenerateOptions* o, const std::str
   opt(app->add_option("--dtype", o->dtype, "auto, fp32, fp16 or bf16"));
   opt(app->add_option("--out", o->out, "output clip: .mp4 (or .mov, .mkv)"));
   opt(app->add_flag("--no-sidecar", o->no_sidecar, "do not write OUT.json"));
+  opt(app->add_option("--init", o->init,
+                      "image-to-video: the product photo every frame starts from"));
+  opt(app->add_option("--strength", o->strength,
+                      "with --init: how far from the photo, (0, 1] (default 0.8)"));
+  opt(app->add_option("--mask", o->mask,
+                      "with --init: product mask (white = keep in every frame; default: the "
+                      "photo's alpha when it is a cut-out)"));
+  opt(app->add_option("--grow", o->grow, "grow (> 0) or shrink (< 0) the mask by pixels"));
+  opt(app->add_option("--feather", o->feather, "soft mask edge in pixels"));
+  opt(app->add_flag("--keep-first-frame", o->keep_first_frame,
+                    "with --init: the first frame is the photo itself"));
+  opt(app->add_option("--context", o->context,
+                      "frames per motion window for clips longer than the adapter reaches "
+                      "(default: all frames, or 16 when longer)"));
+  opt(app->add_option("--overlap", o->overlap,
+                      "frames shared by neighbouring windows (default 4)"));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@ PACKAGES=(
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg
   libassimp-dev libtbb-dev
   catch2
+  valgrind  # the video I/O leak test (tests/leak/) runs under it
   # the cluster tests' private single-node Slurm (scripts/local-slurm.sh)
   slurmctld slurmd slurm-client munge
   # the sbatch samples forward signals with pkill (procps)

@@ -1,6 +1,8 @@
 // AnimateDiff text-to-video (diffusers 0.29 AnimateDiffPipeline): a Stable Diffusion 1.x pipeline
 // folder plus a MotionAdapter; the same seed, scheduler and prompt give the same latents at every
-// step as diffusers. Frames are decoded through the image VAE one frame per batch row.
+// step as diffusers. Frames are decoded through the image VAE one frame per batch row. Also
+// image/video-to-video (init frames with strength, a product keep-mask blended in latent space)
+// and clips longer than the motion module reaches (overlapping context windows over frames).
 #pragma once
 
 #include <ATen/Tensor.h>
@@ -11,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -41,6 +44,23 @@ struct VideoRequest {
   std::optional<at::Tensor> prompt_embeds, negative_prompt_embeds;
   // Start from these latents [1, C, F, h, w] instead of seeded noise (used as given).
   std::optional<at::Tensor> latents;
+  // Image-to-video / video-to-video (diffusers' AnimateDiffVideoToVideoPipeline rule): the init
+  // frames' VAE latents are noised to the depth `strength` gives and the last int(steps * strength)
+  // steps run. init_frames: [H, W, 3] (one picture, every frame starts from it) or [F, H, W, 3],
+  // float in [0, 1] at the output size.
+  std::optional<at::Tensor> init_frames;
+  double strength = 0.8;
+  // With init_frames: where the init must stay (1 = keep, e.g. the product): [H, W] or [F, H, W] at
+  // pixel or latent size, in [0, 1]. After every step latents = m * init noised to that step's
+  // level + (1 - m) * latents (blended latent diffusion), so kept regions end as the init's
+  // latents.
+  at::Tensor keep_mask;
+  bool keep_first_frame = false;  // with init_frames: frame 0 is kept whole (the photo itself)
+  // Frames per motion-module window. 0: all frames in one window (at most max_frames()). Longer
+  // clips run the motion UNet on windows of this many frames that overlap by `context_overlap`,
+  // and average the predictions (weights ramp down across each overlap, so seams blend).
+  int context_frames = 0;
+  int context_overlap = 4;
   // A whole scheduler config (its _class_name picks the class); empty: the pipeline's default.
   std::optional<nlohmann::json> scheduler_config;
   bool keep_step_latents = false;
@@ -75,6 +95,14 @@ class AnimateDiffPipeline {
   at::Tensor encode_prompt(const std::vector<std::string>& prompts);
   // Scaled video latents [B, C, F, h, w] → frames [B, F, H, W, 3] in [0, 1] (VAE per frame).
   at::Tensor decode_latents(const at::Tensor& latents);
+  // Frames [F, H, W, 3] in [0, 1] → scaled latents [1, C, F, h, w] (VAE posterior mean per frame;
+  // H and W multiples of vae_scale_factor()). Pipeline device and dtype.
+  at::Tensor encode_frames(const at::Tensor& frames);
+  // The motion UNet's noise prediction for video latents [B, C, F, h, w] at `timestep` under
+  // context [B, 77, D] (moved to the pipeline's device and dtype), over context windows when
+  // context_frames > 0 and F > context_frames (see VideoRequest::context_frames).
+  at::Tensor predict_noise(const at::Tensor& latents, double timestep, const at::Tensor& context,
+                           int context_frames = 0, int context_overlap = 4);
   int vae_scale_factor() const;
   int default_size() const;  // pixels
   int max_frames() const;    // the adapter's motion_max_seq_length
@@ -85,6 +113,11 @@ class AnimateDiffPipeline {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The windows [start, end) over num_frames frames that predict_noise uses: one window [0, F) when
+// context_frames is 0 or >= F; else windows of context_frames frames, `overlap` apart from the
+// next, the last one ending at F. UsageError unless 0 <= overlap < context_frames.
+std::vector<std::pair<int, int>> context_windows(int num_frames, int context_frames, int overlap);
 
 // Writes frames [F, H, W, 3] in [0, 1] (a VideoResult's) as a video file with VideoWriter
 // (round(255·x) RGB8); options.width/height 0 take the frames' size. Returns the encoder used.

@@ -633,6 +633,7 @@ struct VideoWriter::Impl {
   FramePtr yuv = make_frame();
   PacketPtr pkt = make_packet();
   SwsPtr sws;
+  std::vector<uint8_t> rgb_padded;  // write()'s input, with libav's padding after it
   int enc_w = 0, enc_h = 0;
   int64_t next_pts = 0;
   std::string encoder;
@@ -814,8 +815,7 @@ VideoWriter::VideoWriter(const fs::path& path, WriterOptions options)
       from = comma + 1;
     }
   }
-  if (candidates.empty())
-    candidates = {"libx264", "libopenh264", "mpeg4"};
+  if (candidates.empty()) candidates = {"libx264", "libopenh264", "mpeg4"};
   for (const auto& name : candidates)
     if (m.try_encoder(name)) break;
   if (!m.enc)
@@ -917,8 +917,14 @@ void VideoWriter::write(const uint8_t* rgb, int width, int height, int stride) {
   if (!m.sws) throw std::bad_alloc();
   int ret = av_frame_make_writable(m.yuv.get());
   if (ret < 0) throw std::bad_alloc();
-  const uint8_t* src[4] = {rgb, nullptr, nullptr, nullptr};
-  const int src_stride[4] = {stride, 0, 0, 0};
+  // swscale's SIMD input readers load up to 16 bytes past the last pixel: scale from a copy
+  // with libav's input padding, not from the caller's buffer (which ends at the last pixel).
+  const size_t row = static_cast<size_t>(width) * 3;
+  m.rgb_padded.resize(row * height + AV_INPUT_BUFFER_PADDING_SIZE);
+  for (int y = 0; y < height; ++y)
+    std::memcpy(m.rgb_padded.data() + row * y, rgb + static_cast<size_t>(stride) * y, row);
+  const uint8_t* src[4] = {m.rgb_padded.data(), nullptr, nullptr, nullptr};
+  const int src_stride[4] = {static_cast<int>(row), 0, 0, 0};
   sws_scale(m.sws.get(), src, src_stride, 0, height, m.yuv->data, m.yuv->linesize);
   m.yuv->pts = m.next_pts++;
   m.encode(m.yuv.get());

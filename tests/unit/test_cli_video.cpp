@@ -170,7 +170,7 @@ TEST_CASE("studio video generate refuses bad requests before loading anything",
   CHECK(ext.exit_code == 1);
   CHECK_THAT(ext.output, Catch::Contains(".mp4, .mov or .mkv"));
   auto too_long = run_studio("video generate" + models +
-                             " --prompt x --frames 1000 --steps 1 --size 64x64 --out " +
+                             " --prompt x --frames 40 --context 64 --steps 1 --size 64x64 --out " +
                              shell_quote((dir / "clip.mp4").string()));
   CHECK(too_long.exit_code == 1);
   CHECK_THAT(too_long.output, Catch::Contains("motion_max_seq_length"));

@@ -1,0 +1,103 @@
+#include "pipeline/video_cli_util.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <regex>
+
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/hash.h"
+#include "image/edit_mask.h"
+#include "image/image_io.h"
+
+namespace studio::video_cli {
+
+namespace fs = std::filesystem;
+
+nlohmann::json weight_hashes(const fs::path& dir) {
+  nlohmann::json files = nlohmann::json::object();
+  for (const auto& f : find_weight_files(dir)) files[f.filename().string()] = sha256_file_hex(f);
+  return files;
+}
+
+fs::path motion_weights_dir(const fs::path& motion) {
+  return fs::exists(motion / "motion_adapter") ? motion / "motion_adapter" : motion;
+}
+
+void parse_size(const std::string& text, const std::string& option, int* width, int* height) {
+  if (text.empty()) return;
+  static const std::regex re("^(\\d{1,5})x(\\d{1,5})$");
+  std::smatch m;
+  if (!std::regex_match(text, m, re) || std::stoi(m[1]) == 0 || std::stoi(m[2]) == 0)
+    throw UsageError(option + " must be WxH, e.g. 512x512, not '" + text + "'", option);
+  *width = std::stoi(m[1]);
+  *height = std::stoi(m[2]);
+}
+
+void fit_size(int src_w, int src_h, int native, int multiple, int* width, int* height) {
+  const double scale = double(native) / double(std::max(src_w, src_h));
+  const auto round_to = [&](double v) {
+    return std::max(multiple, static_cast<int>(std::lround(v / multiple)) * multiple);
+  };
+  *width = round_to(src_w * scale);
+  *height = round_to(src_h * scale);
+}
+
+at::Tensor cover(const at::Tensor& hwc01, int width, int height) {
+  const int64_t h = hwc01.size(0), w = hwc01.size(1);
+  at::Tensor img = hwc01;
+  // Crop the source to the target's aspect (centred), then resize.
+  const double target = double(width) / double(height), have = double(w) / double(h);
+  if (std::abs(have - target) > 1e-3) {
+    if (have > target) {
+      const int64_t cw = std::max<int64_t>(1, std::llround(double(h) * target));
+      img = img.slice(1, (w - cw) / 2, (w - cw) / 2 + cw);
+    } else {
+      const int64_t ch = std::max<int64_t>(1, std::llround(double(w) / target));
+      img = img.slice(0, (h - ch) / 2, (h - ch) / 2 + ch);
+    }
+  }
+  if (img.size(0) == height && img.size(1) == width) return img.contiguous();
+  return image::resize_image(img.contiguous(), width, height);
+}
+
+at::Tensor load_keep_mask(const fs::path& file, int ref_w, int ref_h, int width, int height,
+                          bool crop, int grow, int feather) {
+  const image::Image m = image::read_image(file);  // IoError / FormatError name the file
+  const double have = double(m.width) / double(m.height), want = double(ref_w) / double(ref_h);
+  if (std::abs(have - want) > 0.02 * want)
+    throw UsageError("the mask is " + std::to_string(m.width) + "x" + std::to_string(m.height) +
+                         ", which does not have the aspect of the picture it masks (" +
+                         std::to_string(ref_w) + "x" + std::to_string(ref_h) + ")",
+                     file.string(), "draw the mask over the picture (or a frame of the clip)");
+  at::Tensor level;
+  if (m.has_alpha && m.pixels.select(2, 3).min().item<float>() < 1.f) {
+    level = m.pixels.select(2, 3);
+  } else {
+    const at::Tensor p = m.pixels;
+    level = 0.2126 * p.select(2, 0) + 0.7152 * p.select(2, 1) + 0.0722 * p.select(2, 2);
+  }
+  const at::Tensor hw1 = level.unsqueeze(2).contiguous();
+  const at::Tensor sized =
+      (crop ? cover(hw1, width, height)
+            : image::resize_image(hw1, width, height, image::ResizeFilter::kBilinear))
+          .squeeze(2);
+  image::ProductMaskOptions opts;
+  opts.grow = grow;
+  opts.feather = feather;
+  return image::refine_mask(sized >= 0.5, "mask file " + file.string(), opts).soft;
+}
+
+std::map<std::string, std::string> clip_metadata(const std::string& title,
+                                                 const std::string& parameters,
+                                                 const std::string& what) {
+  return {{"title", title},
+          {"comment", parameters},
+          {"description", what},
+          {"ai_generated", "true"},
+          {"digital_source_type",
+           "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"}};
+}
+
+}  // namespace studio::video_cli
