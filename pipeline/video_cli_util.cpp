@@ -15,6 +15,9 @@ namespace studio::video_cli {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// sha256 of every weight file of a folder (one entry per shard).
 nlohmann::json weight_hashes(const fs::path& dir) {
   nlohmann::json files = nlohmann::json::object();
   for (const auto& f : find_weight_files(dir)) files[f.filename().string()] = sha256_file_hex(f);
@@ -24,6 +27,8 @@ nlohmann::json weight_hashes(const fs::path& dir) {
 fs::path motion_weights_dir(const fs::path& motion) {
   return fs::exists(motion / "motion_adapter") ? motion / "motion_adapter" : motion;
 }
+
+}  // namespace
 
 void parse_size(const std::string& text, const std::string& option, int* width, int* height) {
   if (text.empty()) return;
@@ -87,6 +92,19 @@ at::Tensor load_keep_mask(const fs::path& file, int ref_w, int ref_h, int width,
   opts.grow = grow;
   opts.feather = feather;
   return image::refine_mask(sized >= 0.5, "mask file " + file.string(), opts).soft;
+}
+
+nlohmann::json models_json(const std::string& sd_dir, const std::string& motion_dir) {
+  return {
+      {"sd", {{"dir", sd_dir}, {"unet_sha256", weight_hashes(fs::path(sd_dir) / "unet")}}},
+      {"motion", {{"dir", motion_dir}, {"sha256", weight_hashes(motion_weights_dir(motion_dir))}}}};
+}
+
+nlohmann::json output_json(const std::string& file, const std::string& encoder) {
+  return {{"file", file},
+          {"encoder", encoder},
+          {"bytes", fs::file_size(file)},
+          {"sha256", sha256_file_hex(file)}};
 }
 
 std::map<std::string, std::string> clip_metadata(const std::string& title,

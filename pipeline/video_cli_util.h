@@ -12,11 +12,6 @@
 
 namespace studio::video_cli {
 
-// sha256 of every weight file of a folder (one entry per shard).
-nlohmann::json weight_hashes(const std::filesystem::path& dir);
-// The folder holding the motion adapter's weights (DIR or DIR/motion_adapter).
-std::filesystem::path motion_weights_dir(const std::filesystem::path& motion);
-
 // "WxH" → width, height; UsageError naming `option` otherwise. "" leaves them 0.
 void parse_size(const std::string& text, const std::string& option, int* width, int* height);
 // The working size for a picture of src_w x src_h: the long side `native` pixels, the aspect kept,
@@ -31,6 +26,10 @@ at::Tensor cover(const at::Tensor& hwc01, int width, int height);
 // resized (clips). [height, width] soft mask in [0, 1], 1 = keep, refined with grow/feather.
 at::Tensor load_keep_mask(const std::filesystem::path& file, int ref_w, int ref_h, int width,
                           int height, bool crop, int grow, int feather);
+
+// The sidecar's "models" (folders and weight hashes) and "output" (file, encoder, size, hash).
+nlohmann::json models_json(const std::string& sd_dir, const std::string& motion_dir);
+nlohmann::json output_json(const std::string& file, const std::string& encoder);
 
 // The AI-generated marking and parameters every clip studio makes carries.
 std::map<std::string, std::string> clip_metadata(const std::string& title,

@@ -200,18 +200,8 @@ int run_video_generate(const VideoGenerateOptions& o) {
                                             r.keep_mask.defined()
                                                 ? (o.mask.empty() ? "alpha of " + o.init : o.mask)
                                                 : std::string()}}}}},
-        {"models",
-         {{"sd",
-           {{"dir", o.model},
-            {"unet_sha256", video_cli::weight_hashes(fs::path(o.model) / "unet")}}},
-          {"motion",
-           {{"dir", o.motion},
-            {"sha256", video_cli::weight_hashes(video_cli::motion_weights_dir(o.motion))}}}}},
-        {"output",
-         {{"file", o.out},
-          {"encoder", encoder},
-          {"bytes", fs::file_size(o.out)},
-          {"sha256", sha256_file_hex(o.out)}}},
+        {"models", video_cli::models_json(o.model, o.motion)},
+        {"output", video_cli::output_json(o.out, encoder)},
         {"timings", {{"load_s", load_s}, {"generate_s", gen_s}}}};
     write_file_atomic(o.out + ".json", side.dump(2) + "\n");
   }

@@ -205,10 +205,6 @@ at::Tensor AnimateDiffPipeline::predict_noise(const at::Tensor& latents, double 
   return acc / weight_sum.to(acc.device(), acc.scalar_type()).view({1, 1, frames, 1, 1});
 }
 
-namespace {
-
-// A keep-mask [H, W] / [F, H, W] (pixel or latent size, or [1, ...]) as [1, 1, F|1, h, w] on the
-// latents' device; frame 0 forced to 1 when keep_first.
 at::Tensor video_keep_mask(const at::Tensor& mask, const at::Tensor& latents, int vae_factor,
                            bool keep_first) {
   const int64_t frames = latents.size(2), h = latents.size(3), w = latents.size(4);
@@ -220,16 +216,16 @@ at::Tensor video_keep_mask(const at::Tensor& mask, const at::Tensor& latents, in
     if (m.dim() != 3 || (m.size(0) != 1 && m.size(0) != frames))
       throw UsageError("the keep-mask must be [H, W] or [F, H, W] with F = " +
                            std::to_string(frames) + " frames",
-                       "VideoRequest::keep_mask");
+                       "keep-mask");
     if (m.size(1) == h * vae_factor && m.size(2) == w * vae_factor && vae_factor > 1)
       m = at::adaptive_avg_pool2d(m.unsqueeze(1), {h, w}).squeeze(1);
     if (m.size(1) != h || m.size(2) != w)
-      throw UsageError(
-          "the keep-mask is " + std::to_string(m.size(2)) + "x" + std::to_string(m.size(1)) +
-              ", the clip's latents are " + std::to_string(w) + "x" + std::to_string(h),
-          "VideoRequest::keep_mask", "give the mask at the clip's pixel size or at latent size");
+      throw UsageError("the keep-mask is " + std::to_string(m.size(2)) + "x" +
+                           std::to_string(m.size(1)) + ", the clip's latents are " +
+                           std::to_string(w) + "x" + std::to_string(h),
+                       "keep-mask", "give the mask at the clip's pixel size or at latent size");
     if (m.min().item<float>() < 0.f || m.max().item<float>() > 1.f)
-      throw UsageError("keep-mask values must lie in [0, 1]", "VideoRequest::keep_mask");
+      throw UsageError("keep-mask values must lie in [0, 1]", "keep-mask");
   }
   if (keep_first) {
     if (!m.defined()) m = at::zeros({1, h, w});
@@ -239,8 +235,6 @@ at::Tensor video_keep_mask(const at::Tensor& mask, const at::Tensor& latents, in
   if (!m.defined()) return {};
   return m.unsqueeze(0).unsqueeze(0).to(latents.device(), latents.scalar_type());
 }
-
-}  // namespace
 
 VideoResult AnimateDiffPipeline::generate(const VideoRequest& r) {
   Impl& m = *impl_;

@@ -119,6 +119,13 @@ class AnimateDiffPipeline {
 // next, the last one ending at F. UsageError unless 0 <= overlap < context_frames.
 std::vector<std::pair<int, int>> context_windows(int num_frames, int context_frames, int overlap);
 
+// A keep-mask [H, W] / [F, H, W] (pixel or latent size; values in [0, 1]) brought to video latents
+// [1, C, F, h, w]: [1, 1, F|1, h, w] on their device and dtype (area-averaged from pixel size);
+// frame 0 set to 1 when keep_first. Undefined when there is nothing to keep. UsageError for a bad
+// shape or values.
+at::Tensor video_keep_mask(const at::Tensor& mask, const at::Tensor& latents, int vae_factor,
+                           bool keep_first = false);
+
 // Writes frames [F, H, W, 3] in [0, 1] (a VideoResult's) as a video file with VideoWriter
 // (round(255·x) RGB8); options.width/height 0 take the frames' size. Returns the encoder used.
 std::string write_frames(const at::Tensor& frames, const std::filesystem::path& path,

@@ -17,26 +17,6 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// [H, W] / [F, H, W] at pixel or latent size → [1, 1, F|1, h, w] like the latents.
-at::Tensor clip_keep_mask(const at::Tensor& mask, const at::Tensor& latents, int vae_factor) {
-  if (!mask.defined()) return {};
-  const int64_t frames = latents.size(2), h = latents.size(3), w = latents.size(4);
-  at::Tensor m = mask.detach().to(at::kCPU, at::kFloat);
-  if (m.dim() == 2) m = m.unsqueeze(0);
-  if (m.dim() != 3 || (m.size(0) != 1 && m.size(0) != frames))
-    throw UsageError(
-        "the keep-mask must be [H, W] or [F, H, W] with F = " + std::to_string(frames) + " frames",
-        "ClipEditOptions::keep_mask");
-  if (m.size(1) == h * vae_factor && m.size(2) == w * vae_factor && vae_factor > 1)
-    m = at::adaptive_avg_pool2d(m.unsqueeze(1), {h, w}).squeeze(1);
-  if (m.size(1) != h || m.size(2) != w)
-    throw UsageError("the keep-mask's size matches neither the clip's pixels nor its latents",
-                     "ClipEditOptions::keep_mask", "give the mask at the clip's size");
-  if (m.min().item<float>() < 0.f || m.max().item<float>() > 1.f)
-    throw UsageError("keep-mask values must lie in [0, 1]", "ClipEditOptions::keep_mask");
-  return m.unsqueeze(0).unsqueeze(0).to(latents.device(), latents.scalar_type());
-}
-
 }  // namespace
 
 ClipInversion parse_clip_inversion(const std::string& name) {
@@ -76,7 +56,7 @@ ClipEditResult edit_clip(AnimateDiffPipeline& pipe, const at::Tensor& frames,
 
   auto t0 = Clock::now();
   const at::Tensor z0 = pipe.encode_frames(frames);  // UsageError for bad frames
-  const at::Tensor keep = clip_keep_mask(o.keep_mask, z0, pipe.vae_scale_factor());
+  const at::Tensor keep = video_keep_mask(o.keep_mask, z0, pipe.vae_scale_factor());
   const at::Tensor cond_src = pipe.encode_prompt({o.source_prompt});
   const at::Tensor uncond = pipe.encode_prompt({o.negative_prompt});
   const at::Tensor cond_edit = pipe.encode_prompt({o.prompt});
