@@ -12,6 +12,8 @@ PACKAGES=(
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg
   libassimp-dev libtbb-dev
   catch2
+  # the fuzz tests (tests/fuzz): clang, and libFuzzer's runtime, which clang only recommends
+  clang libclang-rt-14-dev
   valgrind  # the video I/O leak test (tests/leak/) runs under it
   # the cluster tests' private single-node Slurm (scripts/local-slurm.sh)
   slurmctld slurmd slurm-client munge
