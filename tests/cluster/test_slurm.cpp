@@ -179,6 +179,20 @@ size_t line_count(const fs::path& file) {
   return size_t(std::count(s.begin(), s.end(), '\n'));
 }
 
+// The array index of the largest shard of JOB split `shards` ways, computed as studio assigns work
+// items: the first 15 hex digits of the work id modulo the shard count (studio plan --json).
+std::string largest_shard(const fs::path& job, int shards) {
+  const json plan = json::parse(sh(shell_quote(test::studio_exe().string()) + " plan " +
+                                   shell_quote(job.string()) + " --json 2>/dev/null"));
+  std::vector<int> sizes(shards, 0);
+  for (const auto& w : plan.at("work_items"))
+    ++sizes[std::stoull(w.at("id").get<std::string>().substr(0, 15), nullptr, 16) % shards];
+  const auto it = std::max_element(sizes.begin(), sizes.end());
+  INFO("shard sizes " << sizes[0] << " " << sizes[1] << " " << sizes[2]);
+  REQUIRE(*it >= 3);
+  return std::to_string(it - sizes.begin());
+}
+
 // Waits until FILE has at least one line; fails after timeout_s.
 void wait_first_line(const fs::path& file, double timeout_s) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -242,27 +256,31 @@ TEST_CASE(
   Cluster cluster;
   const fs::path dir = test::temp_dir("slurm_requeue");
   const fs::path job = test::write_run_job(dir, o);
+  // Shards are split by work-item hash, so their sizes vary from run to run (the ids depend on the
+  // run folder): requeue the largest, which holds at least 6 of the 18.
+  const std::string k = largest_shard(job, 3);
   const Submitted s = submit(dir, job, 3, 3, "--cpus-per-task=1", "--max-in-flight 1");
-  // As soon as shard 1 has recorded its first item, requeue it (Slurm: CONT+TERM to its
-  // processes; studio stops intake, finishes the item in flight, flushes and exits 75).
-  const fs::path journal1 = dir / "out" / "journal" / "1-of-3.jsonl";
-  wait_first_line(journal1, 120);
-  sh("scontrol requeue " + s.array + "_1");
-  const size_t at_requeue = line_count(journal1);
+  // As soon as shard k has recorded its first item, requeue it (Slurm: CONT+TERM to its
+  // processes; studio stops intake, finishes the item in flight, flushes and exits 75; at least
+  // 4 items are then still to make).
+  const fs::path journal_k = dir / "out" / "journal" / (k + "-of-3.jsonl");
+  wait_first_line(journal_k, 120);
+  sh("scontrol requeue " + s.array + "_" + k);
+  const size_t at_requeue = line_count(journal_k);
   wait_done({s.array, s.merge}, 300);
   INFO(logs(dir));
 
-  std::map<std::string, std::string> task1;
+  std::map<std::string, std::string> task_k;
   for (const auto& t : job_records(s.array)) {
     CHECK(t.at("JobState") == "COMPLETED");
-    if (t.at("ArrayTaskId") == "1") task1 = t;
+    if (t.at("ArrayTaskId") == k) task_k = t;
   }
-  REQUIRE_FALSE(task1.empty());
-  CHECK(task1.at("Restarts") == "1");
+  REQUIRE_FALSE(task_k.empty());
+  CHECK(task_k.at("Restarts") == "1");
   const std::string log = logs(dir);
   CHECK(log.find("DUE TO JOB REQUEUE") != std::string::npos);
-  CHECK(log.find("task 1 restart 0 exit 75") != std::string::npos);  // the sbatch script's line
-  CHECK(line_count(journal1) > at_requeue);  // the requeued run made the rest
+  CHECK(log.find("task " + k + " restart 0 exit 75") != std::string::npos);  // the script's line
+  CHECK(line_count(journal_k) > at_requeue);  // the requeued run made the rest
 
   CHECK(test::run_assets(dir / "out") == reference);
   check_done_once(dir / "out", 18);
@@ -295,16 +313,19 @@ TEST_CASE("slurm: a preempted shard is requeued and completes afterwards", "[clu
   const int ncpu = std::stoi(sh("sinfo -h -p debug -o %c"));
   const fs::path dir = test::temp_dir("slurm_preempt");
   const fs::path job = test::write_run_job(dir, o);
+  // The largest shard is preempted (shard sizes vary with the work-item hashes; a small one could
+  // end before the preemption lands). Its task runs when its turn comes (one at a time: each needs
+  // every CPU); once it has recorded an item, a high-priority job is submitted.
+  const std::string running = largest_shard(job, 3);
   const Submitted s =
       submit(dir, job, 3, 3, "--cpus-per-task=" + std::to_string(ncpu), "--max-in-flight 1");
-  // The running task (one at a time: each needs every CPU), once it has recorded an item.
-  std::string running;
-  for (int i = 0; i < 600 && running.empty(); ++i) {
-    running = sh("squeue -h -r -t R -o %K -j " + s.array);
-    running = running.substr(0, running.find_first_of(" \n"));
-    if (running.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::string now;
+  for (int i = 0; i < 3000 && now != running; ++i) {
+    now = sh("squeue -h -r -t R -o %K -j " + s.array);
+    now = now.substr(0, now.find_first_of(" \n"));
+    if (now != running) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  REQUIRE_FALSE(running.empty());
+  REQUIRE(now == running);
   wait_first_line(dir / "out" / "journal" / (running + "-of-3.jsonl"), 120);
   const std::string high =
       sh("cd " + shell_quote(dir.string()) + " && sbatch --parsable -p high --cpus-per-task=" +
