@@ -173,10 +173,7 @@ ProductMask mask_from_file(const std::filesystem::path& mask_file, const Image& 
     throw UsageError("the photo is not an [H, W, C] image (" + shape_of(photo.pixels) + ")",
                      photo_name, "read it with read_image");
   }
-  ImageReadOptions read;
-  read.alpha = AlphaMode::kKeep;
-  read.convert_to_srgb = false;  // mask levels are data, not colours
-  const Image m = read_image(mask_file, read);
+  const Image m = read_image(mask_file, mask_read_options());
   const int64_t ph = photo.pixels.size(0), pw = photo.pixels.size(1);
   if (m.width != pw || m.height != ph) {
     throw UsageError("the mask is " + size_string(m.width, m.height) + " but the photo " +
@@ -184,17 +181,23 @@ ProductMask mask_from_file(const std::filesystem::path& mask_file, const Image& 
                      mask_file.string(),
                      "make the mask at the photo's size (white = product, black = background)");
   }
-  at::Tensor level;
-  if (m.has_alpha && m.pixels.select(2, 3).min().item<float>() < 1.0f) {
-    level = m.pixels.select(2, 3);
-  } else {
-    const at::Tensor p = m.pixels;
-    level = 0.2126 * p.select(2, 0) + 0.7152 * p.select(2, 1) + 0.0722 * p.select(2, 2);
-    // Exact for grey files (R = G = B), where the weighted sum can round a hair off the level.
-    level = at::where((p.select(2, 0) == p.select(2, 1)) & (p.select(2, 1) == p.select(2, 2)),
-                      p.select(2, 0), level);
-  }
-  return refine_mask(level >= options.threshold, source, options);
+  return refine_mask(mask_level(m.pixels) >= options.threshold, source, options);
+}
+
+at::Tensor mask_level(const at::Tensor& p) {
+  if (p.size(-1) == 4 && p.select(-1, 3).min().item<float>() < 1.0f) return p.select(-1, 3);
+  const at::Tensor level =
+      0.2126 * p.select(-1, 0) + 0.7152 * p.select(-1, 1) + 0.0722 * p.select(-1, 2);
+  // Exact for grey files (R = G = B), where the weighted sum can round a hair off the level.
+  return at::where((p.select(-1, 0) == p.select(-1, 1)) & (p.select(-1, 1) == p.select(-1, 2)),
+                   p.select(-1, 0), level);
+}
+
+ImageReadOptions mask_read_options() {
+  ImageReadOptions read;
+  read.alpha = AlphaMode::kKeep;
+  read.convert_to_srgb = false;  // mask levels are data, not colours
+  return read;
 }
 
 ProductMask mask_from_grabcut(const Image& photo, const std::string& photo_name,

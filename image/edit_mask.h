@@ -78,6 +78,13 @@ ProductMask mask_from_alpha(const Image& photo, const std::string& photo_name,
 ProductMask mask_from_file(const std::filesystem::path& mask_file, const Image& photo,
                            const std::string& photo_name, const ProductMaskOptions& options = {});
 
+// The level of a mask picture, 1 = product: [..., H, W, C] pixels in [0, 1] → [..., H, W], the
+// alpha channel when there is one that is not fully opaque (a cut-out), else Rec. 709 luma (exact
+// for grey). What mask_from_file thresholds; also for mask clips.
+at::Tensor mask_level(const at::Tensor& pixels);
+// How mask files are read: alpha kept, no ICC conversion (mask levels are data, not colours).
+ImageReadOptions mask_read_options();
+
 // Automatically, with GrabCut and a centre prior (options.grabcut). Works on the photo's RGB
 // (alpha ignored). UsageError naming the photo when it finds no product or only product.
 ProductMask mask_from_grabcut(const Image& photo, const std::string& photo_name,

@@ -69,21 +69,14 @@ at::Tensor cover(const at::Tensor& hwc01, int width, int height) {
 
 at::Tensor load_keep_mask(const fs::path& file, int ref_w, int ref_h, int width, int height,
                           bool crop, int grow, int feather) {
-  const image::Image m = image::read_image(file);  // IoError / FormatError name the file
+  const image::Image m = image::read_image(file, image::mask_read_options());  // errors name it
   const double have = double(m.width) / double(m.height), want = double(ref_w) / double(ref_h);
   if (std::abs(have - want) > 0.02 * want)
     throw UsageError("the mask is " + std::to_string(m.width) + "x" + std::to_string(m.height) +
                          ", which does not have the aspect of the picture it masks (" +
                          std::to_string(ref_w) + "x" + std::to_string(ref_h) + ")",
                      file.string(), "draw the mask over the picture (or a frame of the clip)");
-  at::Tensor level;
-  if (m.has_alpha && m.pixels.select(2, 3).min().item<float>() < 1.f) {
-    level = m.pixels.select(2, 3);
-  } else {
-    const at::Tensor p = m.pixels;
-    level = 0.2126 * p.select(2, 0) + 0.7152 * p.select(2, 1) + 0.0722 * p.select(2, 2);
-  }
-  const at::Tensor hw1 = level.unsqueeze(2).contiguous();
+  const at::Tensor hw1 = image::mask_level(m.pixels).unsqueeze(2).contiguous();
   const at::Tensor sized =
       (crop ? cover(hw1, width, height)
             : image::resize_image(hw1, width, height, image::ResizeFilter::kBilinear))

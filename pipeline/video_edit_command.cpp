@@ -145,8 +145,7 @@ int run_video_edit(const VideoEditOptions& o) {
       throw UsageError(fmt::format("the mask clip has {} frames in the range, the clip {}",
                                    m.defined() ? m.size(0) : 0, n),
                        o.mask_video, "give a mask clip as long as the clip");
-    const at::Tensor level =
-        0.2126 * m.select(3, 0) + 0.7152 * m.select(3, 1) + 0.0722 * m.select(3, 2);
+    const at::Tensor level = image::mask_level(m);
     std::vector<at::Tensor> soft;
     image::ProductMaskOptions mo;
     mo.grow = o.grow;
