@@ -12,9 +12,14 @@
 namespace studio {
 
 namespace {
+// Disk full, a file-size limit or a read-only folder throw StorageError (core/error.h).
 [[noreturn]] void io_fail(const std::string& what, const std::filesystem::path& p) {
-  throw IoError(what + ": " + std::strerror(errno), p.string(),
-                "check free disk space and write permission of the output folder");
+  const int err = errno;
+  throw_io_errno(err, what, p.string(),
+                 is_storage_errno(err)
+                     ? std::string()
+                     : std::string("check free disk space and write permission of the output "
+                                   "folder"));
 }
 }  // namespace
 

@@ -15,20 +15,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/checkpoint_layout.h"
 #include "core/safetensors.h"
 
 namespace studio {
-
-enum class CheckpointKind {
-  DiffusersPipeline,   // model_index.json + component folders
-  DiffusersComponent,  // config.json with diffusers' _class_name (+ weights), or a scheduler/
-  TransformersModel,   // config.json with "architectures"/"model_type" (+ weights)
-  PointEModel,         // config.json with Point-E's "model_config"
-  Tokenizer,           // vocab.json+merges.txt or tokenizer.json
-  SafetensorsFile,     // a bare .safetensors file
-  Collection,          // a folder whose sub-folders are checkpoints
-};
-const char* checkpoint_kind_name(CheckpointKind k);
 
 // All tensors of one model across one or more safetensors files (shards), by name.
 class StateDict {
@@ -54,37 +44,17 @@ class StateDict {
   std::map<std::string, std::pair<std::size_t, const TensorInfo*>> index_;
 };
 
-// Resolves the weight files of a model folder. Order of preference: a shard index
-// (`<stem>.safetensors.index[.variant].json`), then `<stem>[.variant].safetensors` for the stems
-// model / diffusion_pytorch_model. Pickle files (.bin/.ckpt/.pt) are refused with a hint to convert.
-// Returns an empty list when the folder holds no weights at all (e.g. scheduler/).
-std::vector<std::filesystem::path> find_weight_files(const std::filesystem::path& dir,
-                                                     const std::string& variant = "");
+// Bytes loading `weights` into a module built from its config materialises: floating tensors as
+// float32 (modules are built in float32 and moved to their device and dtype afterwards), others as
+// stored, plus the largest tensor once more when any is converted (the copy made while loading).
+// The file mappings themselves are not counted (page cache, reclaimable).
+uint64_t materialised_bytes(const StateDict& weights);
 
-struct ComponentInfo {
-  std::string name;        // "unet", "text_encoder", ... (the folder name)
-  std::string library;     // "diffusers", "transformers", "point_e", ...
-  std::string class_name;  // "UNet2DConditionModel", "CLIPTextModel", "LLaDAModelLM", ...
-  CheckpointKind kind = CheckpointKind::DiffusersComponent;
-  std::filesystem::path dir;
-  nlohmann::json config;  // config.json / scheduler_config.json / tokenizer_config.json
-  std::vector<std::filesystem::path> weight_files;
-};
-
-struct CheckpointInfo {
-  CheckpointKind kind = CheckpointKind::DiffusersComponent;
-  std::filesystem::path path;
-  std::string class_name;
-  nlohmann::json index;  // model_index.json for pipelines
-  std::vector<ComponentInfo> components;  // one for a single model; several for a pipeline
-  std::vector<CheckpointInfo> children;   // for a Collection
-};
-
-// Recognises what `path` is; IoError/FormatError/ConfigError with a hint when it is none of the
-// known layouts or a declared component is missing.
-CheckpointInfo inspect_checkpoint(const std::filesystem::path& path, const std::string& variant = "");
-
-// The component of a pipeline by name; ConfigError naming the pipeline when absent.
-const ComponentInfo& find_component(const CheckpointInfo& info, const std::string& name);
+// StateDict::open for a loader about to build a module and copy these weights into it: refuses
+// (WeightsError naming `origin`, the checkpoint folder) when materialised_bytes would take more
+// than STUDIO_LIMIT_CHECKPOINT_MEMORY_PERCENT of the available memory (core/limits.h). Loaders
+// call it before building the module, so nothing is allocated for a checkpoint that cannot fit.
+StateDict open_weights_for_loading(const std::vector<std::filesystem::path>& files,
+                                   const std::string& origin);
 
 }  // namespace studio

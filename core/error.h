@@ -36,6 +36,23 @@ class IoError : public Error {
   const char* kind() const override { return "I/O error"; }
 };
 
+// The storage cannot take the output: disk full, a file-size limit (ulimit -f), a quota, a
+// read-only or unwritable folder. Not the data's fault, so a batch stops taking work and keeps
+// what is finished instead of failing every item that follows.
+class StorageError : public IoError {
+ public:
+  using IoError::IoError;
+  const char* kind() const override { return "storage error"; }
+};
+
+// True for errno values that mean the storage, not the data, is the problem (ENOSPC, EDQUOT, EFBIG,
+// EROFS, EACCES, EPERM).
+bool is_storage_errno(int err);
+
+// Throws StorageError when `err` is a storage errno, else IoError (what + strerror(err)).
+[[noreturn]] void throw_io_errno(int err, const std::string& what, const std::string& where,
+                                 const std::string& hint = {});
+
 // A configuration (config.json, scheduler config, job file, CLI option) is invalid.
 class ConfigError : public Error {
  public:

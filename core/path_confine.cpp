@@ -38,7 +38,10 @@ fs::path confined_output_path(const fs::path& root, const fs::path& relative) {
                   root.string(),
                   "remove the symbolic link that leads out of the run folder, then run with "
                   "--resume");
-  fs::create_directories(target.parent_path());
+  fs::create_directories(target.parent_path(), ec);
+  if (ec)
+    throw_io_errno(ec.value(), "cannot create the folder", target.parent_path().string(),
+                   is_storage_errno(ec.value()) ? std::string() : "check the run folder");
   return target;
 }
 

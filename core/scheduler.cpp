@@ -505,42 +505,21 @@ namespace {
 
 using Factory = std::unique_ptr<Scheduler> (*)(const nlohmann::json&, const std::string&);
 
-struct ClassEntry {
-  const char* class_name;
-  Factory factory;
-};
-
-const std::vector<ClassEntry>& classes() {
-  static const std::vector<ClassEntry> v = {
-      {"DDIMScheduler", &sched::make_ddim},
-      {"DDIMInverseScheduler", &sched::make_ddim_inverse},
-      {"DDPMScheduler", &sched::make_ddpm},
-      {"EulerDiscreteScheduler", &sched::make_euler},
-      {"EulerAncestralDiscreteScheduler", &sched::make_euler_ancestral},
-      {"DPMSolverMultistepScheduler", &sched::make_dpm_solver},
-  };
-  return v;
+// The factory of each class of scheduler_class_names() (core/scheduler_names.cpp, torch-free);
+// nullptr for a name that is not a class.
+Factory factory_for(const std::string& class_name) {
+  if (class_name == "DDIMScheduler") return &sched::make_ddim;
+  if (class_name == "DDIMInverseScheduler") return &sched::make_ddim_inverse;
+  if (class_name == "DDPMScheduler") return &sched::make_ddpm;
+  if (class_name == "EulerDiscreteScheduler") return &sched::make_euler;
+  if (class_name == "EulerAncestralDiscreteScheduler") return &sched::make_euler_ancestral;
+  if (class_name == "DPMSolverMultistepScheduler") return &sched::make_dpm_solver;
+  return nullptr;
 }
 
-struct Alias {
-  const char* alias;
-  const char* class_name;
-  const char* overrides;  // JSON object merged over the base config
-};
-
-const std::vector<Alias>& aliases() {
-  static const std::vector<Alias> v = {
-      {"ddim", "DDIMScheduler", "{}"},
-      {"ddim_inverse", "DDIMInverseScheduler", "{}"},
-      {"ddpm", "DDPMScheduler", "{}"},
-      {"euler", "EulerDiscreteScheduler", "{}"},
-      {"euler_a", "EulerAncestralDiscreteScheduler", "{}"},
-      {"dpmpp_2m", "DPMSolverMultistepScheduler",
-       R"({"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": false})"},
-      {"dpmpp_2m_karras", "DPMSolverMultistepScheduler",
-       R"({"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": true})"},
-  };
-  return v;
+bool is_class_name(const std::string& name) {
+  const auto& classes = scheduler_class_names();
+  return std::find(classes.begin(), classes.end(), name) != classes.end();
 }
 
 std::string names_list() {
@@ -550,13 +529,6 @@ std::string names_list() {
 }
 
 }  // namespace
-
-std::vector<std::string> scheduler_names() {
-  std::vector<std::string> names;
-  for (const auto& c : classes()) names.emplace_back(c.class_name);
-  for (const auto& a : aliases()) names.emplace_back(a.alias);
-  return names;
-}
 
 std::unique_ptr<Scheduler> make_scheduler(const nlohmann::json& config, const std::string& origin) {
   if (!config.is_object())
@@ -568,8 +540,9 @@ std::unique_ptr<Scheduler> make_scheduler(const nlohmann::json& config, const st
                       origin + ": /_class_name",
                       "add \"_class_name\" with one of: " + names_list());
   const auto name = it->get<std::string>();
-  for (const auto& c : classes())
-    if (name == c.class_name) return c.factory(config, origin);
+  if (is_class_name(name)) {
+    if (const Factory f = factory_for(name)) return f(config, origin);
+  }
   throw ConfigError("unsupported scheduler class \"" + name + "\"", origin + ": /_class_name",
                     "use one of: " + names_list());
 }
@@ -581,13 +554,11 @@ std::unique_ptr<Scheduler> make_scheduler(const std::string& class_or_alias,
     throw ConfigError("a scheduler config must be a JSON object", origin,
                       "pass the contents of a diffusers scheduler_config.json");
   nlohmann::json config = base_config.is_null() ? nlohmann::json::object() : base_config;
-  for (const auto& c : classes()) {
-    if (class_or_alias == c.class_name) {
-      config["_class_name"] = class_or_alias;
-      return make_scheduler(config, origin);
-    }
+  if (is_class_name(class_or_alias)) {
+    config["_class_name"] = class_or_alias;
+    return make_scheduler(config, origin);
   }
-  for (const auto& a : aliases()) {
+  for (const auto& a : scheduler_aliases()) {
     if (class_or_alias == a.alias) {
       config.update(nlohmann::json::parse(a.overrides));
       config["_class_name"] = a.class_name;

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "core/scheduler_names.h"
+
 namespace studio {
 
 enum class PredictionType { kEpsilon, kVPrediction, kSample };
@@ -113,8 +115,8 @@ std::unique_ptr<Scheduler> make_scheduler(const nlohmann::json& config, const st
 std::unique_ptr<Scheduler> make_scheduler(const std::string& class_or_alias,
                                           const nlohmann::json& base_config,
                                           const std::string& origin);
-// Class names and short aliases accepted by make_scheduler.
-std::vector<std::string> scheduler_names();
+// Class names and short aliases accepted by make_scheduler: scheduler_names() in
+// core/scheduler_names.h (torch-free, included above).
 // Reads a scheduler_config.json (or a folder holding one) and builds its scheduler.
 std::unique_ptr<Scheduler> load_scheduler_config(
     const std::filesystem::path& scheduler_config_json);

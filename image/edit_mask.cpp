@@ -291,6 +291,16 @@ ProductMask mask_from_grabcut(const Image& photo, const std::string& photo_name,
   }
 
   cv::Mat bgd_model, fgd_model;
+  // GrabCut seeds its colour models with k-means++ from the calling thread's cv::theRNG(), whose
+  // state depends on every earlier draw on that thread: the same photo got different masks as the
+  // 1st or the 3rd edit of a run (found by the SIGKILL drill, tests/unit/test_fault_drills.cpp).
+  // A fixed state per call makes the mask a function of the photo alone.
+  const cv::RNG saved_rng = cv::theRNG();
+  cv::theRNG() = cv::RNG(0x5eed);
+  struct RestoreRng {
+    cv::RNG saved;
+    ~RestoreRng() { cv::theRNG() = saved; }
+  } restore{saved_rng};
   try {
     cv::grabCut(img, seeds, cv::Rect(), bgd_model, fgd_model, g.iterations, cv::GC_INIT_WITH_MASK);
   } catch (const cv::Exception& e) {

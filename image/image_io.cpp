@@ -1,6 +1,6 @@
-// Pixel side of image I/O: OpenImageIO decodes (libwebp for WebP), with the pixel-count limit
-// checked from the header first; orientation, alpha and colour are normalised on tensors; outputs
-// are encoded in memory, given their metadata (image_metadata.cpp) and written atomically.
+// Pixel side of image I/O: image_decode.cpp decodes (torch-free); here the samples become tensors
+// and orientation, alpha and colour are normalised on them; outputs are encoded in memory, given
+// their metadata (image_metadata.cpp) and written atomically.
 #include "image/image_io.h"
 
 #include <ATen/ATen.h>
@@ -25,6 +25,8 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/limits.h"
+#include "image/image_decode.h"
 
 namespace studio::image {
 
@@ -32,14 +34,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* const kBadImageHint =
-    "the file is truncated, corrupt or not a supported image; re-export or re-download it";
-
-std::string lowercase(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
+using detail::lowercase;
+using detail::one_line;
 
 std::string shape_string(const at::Tensor& t) {
   std::ostringstream os;
@@ -47,73 +43,23 @@ std::string shape_string(const at::Tensor& t) {
   return os.str();
 }
 
-// OpenImageIO's messages end with newlines and sometimes repeat; keep them on one line.
-std::string one_line(const std::string& s) {
-  std::string out;
-  std::size_t begin = 0;
-  while (begin <= s.size()) {
-    std::size_t end = s.find_first_of("\r\n", begin);
-    if (end == std::string::npos) end = s.size();
-    const std::string line = s.substr(begin, end - begin);
-    if (!line.empty()) out += (out.empty() ? "" : "; ") + line;
-    begin = end + 1;
+// The decoded samples as [H, W, N] float32: 8-bit values become v / 255.0f exactly as numpy
+// computes them, 16-bit ones v / 65535; float samples are copied as decoded.
+at::Tensor samples_to_float(DecodedImage& raw) {
+  const std::vector<int64_t> shape = {raw.height, raw.width, raw.channels};
+  switch (raw.sample) {
+    case SampleType::kUint8:
+      return at::from_blob(raw.bytes.data(), shape, at::kByte).to(at::kFloat).div_(255.0);
+    case SampleType::kUint16:
+      return at::from_blob(raw.bytes.data(), shape, at::kShort)
+          .to(at::kInt)
+          .bitwise_and_(0xFFFF)
+          .to(at::kFloat)
+          .div_(65535.0);
+    case SampleType::kFloat:
+      break;
   }
-  return out.empty() ? "no details given" : out;
-}
-
-void check_readable(const fs::path& path) {
-  std::error_code ec;
-  const auto st = fs::status(path, ec);
-  if (!fs::exists(st)) {
-    throw IoError("image file not found", path.string(), "check the path");
-  }
-  if (fs::is_directory(st)) {
-    throw IoError("expected an image file, found a folder", path.string(),
-                  "give the path of an image file");
-  }
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    throw IoError(std::string("cannot open image file: ") + std::strerror(errno), path.string(),
-                  "check the file's read permission");
-  }
-}
-
-std::string read_head(const fs::path& path, std::size_t n) {
-  std::ifstream f(path, std::ios::binary);
-  std::string s(n, '\0');
-  f.read(s.data(), static_cast<std::streamsize>(n));
-  s.resize(static_cast<std::size_t>(std::max<std::streamsize>(f.gcount(), 0)));
-  return s;
-}
-
-bool is_webp(const std::string& head) {
-  return head.size() >= 12 && head.compare(0, 4, "RIFF") == 0 && head.compare(8, 4, "WEBP") == 0;
-}
-
-std::string read_all(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    throw IoError(std::string("cannot open image file: ") + std::strerror(errno), path.string(),
-                  "check the file's read permission");
-  }
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void check_pixel_limit(int64_t width, int64_t height, const ImageReadOptions& opt,
-                       const std::string& where) {
-  if (width <= 0 || height <= 0) {
-    throw FormatError(
-        "the image has no pixels (" + std::to_string(width) + "x" + std::to_string(height) + ")",
-        where, kBadImageHint);
-  }
-  if (width * height > opt.max_pixels) {
-    throw FormatError("the image is " + std::to_string(width) + "x" + std::to_string(height) +
-                          " = " + std::to_string(width * height) + " pixels, over the limit of " +
-                          std::to_string(opt.max_pixels) + " (checked before decoding)",
-                      where,
-                      "downscale the image, or raise ImageReadOptions::max_pixels if it is "
-                      "trusted");
-  }
+  return at::from_blob(raw.bytes.data(), shape, at::kFloat).clone();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -153,16 +99,6 @@ at::Tensor apply_exif_orientation(const at::Tensor& hwc, int orientation) {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-// Decoded samples before normalisation: [H, W, N] float32 in the file's scale.
-struct RawPixels {
-  at::Tensor data;
-  std::vector<int> colour;  // 3 channel indices (R, G, B) or 1 (grey)
-  int alpha = -1;
-  bool associated_alpha = false;
-  bool linear = false;
-  std::string icc;  // embedded ICC profile
-};
-
 // Converts [H, W, 3] float colours from an RGB ICC profile to sRGB. Returns the profile's
 // description, or "" when nothing was done (not an RGB profile, already sRGB, unreadable).
 std::string icc_to_srgb(at::Tensor& rgb, const std::string& icc) {
@@ -195,164 +131,6 @@ std::string icc_to_srgb(at::Tensor& rgb, const std::string& icc) {
   cmsDeleteTransform(t);
   rgb = dst;
   return desc;
-}
-
-std::string sample_type_name(OIIO::TypeDesc t) {
-  if (t == OIIO::TypeDesc::UINT8) return "uint8";
-  if (t == OIIO::TypeDesc::UINT16) return "uint16";
-  if (t == OIIO::TypeDesc::HALF) return "half";
-  if (t == OIIO::TypeDesc::FLOAT) return "float";
-  return t.c_str();
-}
-
-void fill_from_spec(const OIIO::ImageSpec& spec, const std::string& format, ImageMetadata& md) {
-  md.format = format;
-  md.width = spec.width;
-  md.height = spec.height;
-  md.channels = spec.nchannels;
-  md.sample_type = sample_type_name(spec.format);
-  md.bit_depth =
-      spec.get_int_attribute("oiio:BitsPerSample", static_cast<int>(spec.format.size()) * 8);
-  const int o = spec.get_int_attribute("Orientation", 1);
-  md.orientation = o >= 1 && o <= 8 ? o : 1;
-  for (const auto& p : spec.extra_attribs) {
-    const OIIO::TypeDesc t = p.type();
-    if (t != OIIO::TypeDesc::STRING && t.numelements() * p.nvalues() > 16) continue;  // blobs
-    md.entries[p.name().string()] =
-        t == OIIO::TypeDesc::STRING ? std::string(p.get_ustring().string()) : p.get_string(16);
-  }
-}
-
-bool is_linear_colour_space(const std::string& name, const std::string& format) {
-  const std::string n = lowercase(name);
-  if (n.empty()) return format == "openexr" || format == "hdr";
-  return n.find("linear") != std::string::npos || n.rfind("lin_", 0) == 0;
-}
-
-RawPixels decode_oiio(const fs::path& path, const ImageReadOptions& opt, ImageMetadata& md) {
-  const std::string where = path.string();
-  OIIO::ImageSpec config;
-  config.attribute("oiio:UnassociatedAlpha", 1);  // PNG/TIFF: straight alpha as stored
-  auto in = OIIO::ImageInput::open(path.string(), &config);
-  if (!in) {
-    throw FormatError("cannot read the image: " + one_line(OIIO::geterror()), where, kBadImageHint);
-  }
-  const OIIO::ImageSpec spec = in->spec();
-  fill_from_spec(spec, in->format_name(), md);
-  if (spec.deep) throw FormatError("deep images are not supported", where, kBadImageHint);
-  if (spec.depth > 1) {
-    throw FormatError("volume images are not supported", where, "export a 2D image");
-  }
-  check_pixel_limit(spec.width, spec.height, opt, where);
-
-  RawPixels raw;
-  const int nch = spec.nchannels;
-  if (nch < 1) throw FormatError("the image has no channels", where, kBadImageHint);
-  raw.alpha = spec.alpha_channel >= 0 && spec.alpha_channel < nch ? spec.alpha_channel : -1;
-  // Colour channels: R, G, B by name, else the first non-alpha channels (1 = grey).
-  std::vector<int> rgb;
-  for (const char* want : {"R", "G", "B"}) {
-    for (int c = 0; c < nch; ++c) {
-      if (spec.channelnames.size() > static_cast<std::size_t>(c) &&
-          lowercase(spec.channelnames[c]) == lowercase(want)) {
-        rgb.push_back(c);
-        break;
-      }
-    }
-  }
-  if (rgb.size() != 3) {
-    rgb.clear();
-    for (int c = 0; c < nch && rgb.size() < 3; ++c) {
-      if (c != raw.alpha) rgb.push_back(c);
-    }
-    if (rgb.size() == 2) rgb.resize(1);
-  }
-  if (rgb.empty()) throw FormatError("the image has only an alpha channel", where, kBadImageHint);
-  raw.colour = rgb;
-  int nread = raw.alpha + 1;
-  for (int c : rgb) nread = std::max(nread, c + 1);
-  if (static_cast<double>(spec.width) * spec.height * nread > 4.0 * opt.max_pixels) {
-    throw FormatError("the colour channels come after " + std::to_string(nread - 4) +
-                          " other channels; reading them would exceed the size limit",
-                      where, "export the image with R, G, B (and A) as its first channels");
-  }
-
-  // 8- and 16-bit files are read as integers and scaled here, so that 8-bit values become exactly
-  // v / 255.0f as numpy computes them; everything else is converted by OpenImageIO to float.
-  bool uniform = true;
-  for (const auto& f : spec.channelformats) uniform = uniform && f == spec.format;
-  OIIO::TypeDesc read_type = OIIO::TypeDesc::FLOAT;
-  if (uniform && spec.format == OIIO::TypeDesc::UINT8) read_type = OIIO::TypeDesc::UINT8;
-  if (uniform && spec.format == OIIO::TypeDesc::UINT16) read_type = OIIO::TypeDesc::UINT16;
-  const int64_t h = spec.height, w = spec.width;
-  const at::ScalarType st = read_type == OIIO::TypeDesc::UINT8    ? at::kByte
-                            : read_type == OIIO::TypeDesc::UINT16 ? at::kShort
-                                                                  : at::kFloat;
-  at::Tensor buf = at::empty({h, w, nread}, at::TensorOptions().dtype(st));
-  const bool ok = in->read_image(0, 0, 0, nread, read_type, buf.data_ptr());
-  if (!ok || in->has_error()) {
-    throw FormatError("cannot decode the image: " + one_line(in->geterror()), where, kBadImageHint);
-  }
-  in->close();
-  if (st == at::kByte) {
-    raw.data = buf.to(at::kFloat).div_(255.0);
-  } else if (st == at::kShort) {
-    raw.data = buf.to(at::kInt).bitwise_and_(0xFFFF).to(at::kFloat).div_(65535.0);
-  } else {
-    raw.data = buf;
-  }
-  raw.associated_alpha = raw.alpha >= 0 && spec.get_int_attribute("oiio:UnassociatedAlpha", 0) == 0;
-  raw.linear = is_linear_colour_space(spec.get_string_attribute("oiio:ColorSpace"), md.format);
-  if (const OIIO::ParamValue* p = spec.find_attribute("ICCProfile")) {
-    if (p->type().basetype == OIIO::TypeDesc::UINT8 && p->datasize() > 0) {
-      raw.icc.assign(static_cast<const char*>(p->data()), p->datasize());
-    }
-  }
-  return raw;
-}
-
-RawPixels decode_webp(const fs::path& path, const ImageReadOptions& opt, ImageMetadata& md) {
-  const std::string where = path.string();
-  const std::string data = read_all(path);
-  const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
-  WebPBitstreamFeatures f;
-  const VP8StatusCode status = WebPGetFeatures(bytes, data.size(), &f);
-  if (status != VP8_STATUS_OK) {
-    throw FormatError("cannot read the WebP header (libwebp status " + std::to_string(status) + ")",
-                      where, kBadImageHint);
-  }
-  md.format = "webp";
-  md.width = f.width;
-  md.height = f.height;
-  md.channels = f.has_alpha ? 4 : 3;
-  md.bit_depth = 8;
-  md.sample_type = "uint8";
-  if (f.has_animation) {
-    throw FormatError("animated WebP is not supported", where, "export a single frame");
-  }
-  check_pixel_limit(f.width, f.height, opt, where);
-  const int c = f.has_alpha ? 4 : 3;
-  at::Tensor buf = at::empty({f.height, f.width, c}, at::kByte);
-  auto* out = buf.data_ptr<uint8_t>();
-  const std::size_t size = static_cast<std::size_t>(buf.numel());
-  const uint8_t* res = f.has_alpha ? WebPDecodeRGBAInto(bytes, data.size(), out, size, f.width * 4)
-                                   : WebPDecodeRGBInto(bytes, data.size(), out, size, f.width * 3);
-  if (!res) {
-    throw FormatError("cannot decode the WebP image data (libwebp failed)", where, kBadImageHint);
-  }
-  RawPixels raw;
-  raw.data = buf.to(at::kFloat).div_(255.0);
-  raw.colour = {0, 1, 2};
-  raw.alpha = f.has_alpha ? 3 : -1;
-  WebPData whole{bytes, data.size()};
-  if (WebPMux* mux = WebPMuxCreate(&whole, 0)) {
-    WebPData icc{nullptr, 0};
-    if (WebPMuxGetChunk(mux, "ICCP", &icc) == WEBP_MUX_OK && icc.size > 0) {
-      raw.icc.assign(reinterpret_cast<const char*>(icc.bytes), icc.size);
-    }
-    WebPMuxDelete(mux);
-  }
-  return raw;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -463,22 +241,12 @@ std::vector<uint16_t> to_uint16_samples(const at::Tensor& x01) {
 // Public API
 
 Image read_image(const fs::path& path, const ImageReadOptions& options) {
-  check_readable(path);
-  const std::string where = path.string();
   Image image;
-  RawPixels raw;
-  try {
-    raw = is_webp(read_head(path, 16)) ? decode_webp(path, options, image.metadata)
-                                       : decode_oiio(path, options, image.metadata);
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw FormatError(std::string("cannot decode the image: ") + e.what(), where, kBadImageHint);
-  }
-  detail::add_file_metadata(path, image.metadata);
+  DecodedImage raw = decode_image(path, options);
+  image.metadata = std::move(raw.metadata);
   image.bit_depth = image.metadata.bit_depth;
 
-  const at::Tensor& d = raw.data;
+  const at::Tensor d = samples_to_float(raw);
   at::Tensor rgb;
   if (raw.colour.size() == 3) {
     rgb = d.index_select(
@@ -518,43 +286,6 @@ Image read_image(const fs::path& path, const ImageReadOptions& options) {
   image.channels = static_cast<int>(image.pixels.size(2));
   image.has_alpha = image.channels == 4;
   return image;
-}
-
-ImageMetadata read_image_metadata(const fs::path& path) {
-  check_readable(path);
-  const std::string where = path.string();
-  ImageMetadata md;
-  if (is_webp(read_head(path, 16))) {
-    const std::string data = read_head(path, 64);
-    WebPBitstreamFeatures f;
-    if (WebPGetFeatures(reinterpret_cast<const uint8_t*>(data.data()), data.size(), &f) !=
-        VP8_STATUS_OK) {
-      // The header may need more bytes (VP8X with metadata first): read the whole file.
-      const std::string all = read_all(path);
-      if (WebPGetFeatures(reinterpret_cast<const uint8_t*>(all.data()), all.size(), &f) !=
-          VP8_STATUS_OK) {
-        throw FormatError("cannot read the WebP header", where, kBadImageHint);
-      }
-    }
-    md.format = "webp";
-    md.width = f.width;
-    md.height = f.height;
-    md.channels = f.has_alpha ? 4 : 3;
-    md.bit_depth = 8;
-    md.sample_type = "uint8";
-  } else {
-    OIIO::ImageSpec config;
-    config.attribute("oiio:UnassociatedAlpha", 1);
-    auto in = OIIO::ImageInput::open(path.string(), &config);
-    if (!in) {
-      throw FormatError("cannot read the image header: " + one_line(OIIO::geterror()), where,
-                        kBadImageHint);
-    }
-    fill_from_spec(in->spec(), in->format_name(), md);
-    in->close();
-  }
-  detail::add_file_metadata(path, md);
-  return md;
 }
 
 void write_image(const fs::path& path, const at::Tensor& hwc01, const ImageWriteOptions& opt) {

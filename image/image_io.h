@@ -11,28 +11,10 @@
 #include <map>
 #include <string>
 
+#include "image/image_decode.h"
 #include "image/image_metadata.h"
 
 namespace studio::image {
-
-enum class AlphaMode {
-  kKeep,  // 4 channels when the file has alpha (straight, not premultiplied)
-  kDrop,  // RGB as stored, alpha ignored (PIL's convert("RGB"), what diffusers' load_image does)
-  kComposite,  // RGB composited over a grey matte (ImageReadOptions::matte)
-};
-
-struct ImageReadOptions {
-  // Images with more pixels than this are refused from their header, before decoding (a 100 kB
-  // PNG can claim 100000 x 100000 pixels and take 40 GB to decode).
-  int64_t max_pixels = int64_t{64} * 1000 * 1000;
-  AlphaMode alpha = AlphaMode::kKeep;
-  float matte = 1.0f;             // kComposite: background grey level in [0, 1]
-  bool apply_orientation = true;  // rotate/flip by the EXIF orientation
-  // Convert colours from an embedded non-sRGB ICC profile (Adobe RGB, Display P3, ...) to sRGB
-  // (LittleCMS, perceptual intent), as a colour-managed viewer shows them. PIL, and so diffusers,
-  // ignore ICC profiles: turn this off to get their values for such files.
-  bool convert_to_srgb = true;
-};
 
 struct Image {
   at::Tensor pixels;          // [H, W, C] float32 on the CPU in [0, 1]; C = 3 (RGB) or 4 (RGBA)

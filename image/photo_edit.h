@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/limits.h"
 #include "image/channel_format.h"
 #include "image/edit_mask.h"
 #include "image/inversion.h"
@@ -45,7 +46,8 @@ struct PhotoEditRequest {
   // multiples of the VAE factor); 0 = the model's native size squared. The product's pixels are
   // composited at the photo's own resolution, so they stay exactly as photographed.
   int64_t work_pixels = 0;
-  int64_t max_photo_pixels = int64_t{64} * 1000 * 1000;  // refused above this (from the header)
+  int64_t max_photo_pixels =
+      resource_limits().image_pixels;  // refused above this (from the header)
   // Channel format: 0 x 0 = keep the photo's size. FitMode kCrop / kPad / kAuto; outpaint = fill
   // the padding with the model (blended latent diffusion) instead of the blurred edge extension.
   int channel_width = 0, channel_height = 0;

@@ -475,8 +475,9 @@ UNet2DConditionModel load_unet(const ComponentInfo& component) {
   if (component.weight_files.empty())
     throw WeightsError("the UNet folder has no weights", component.dir.string(),
                        "expected diffusion_pytorch_model.safetensors");
+  const StateDict weights =
+      open_weights_for_loading(component.weight_files, component.dir.string());
   UNet2DConditionModel model(component.config, origin);
-  const StateDict weights = StateDict::open(component.weight_files);
   load_state_dict_strict(*model, weights, component.dir.string());
   return model;
 }

@@ -383,7 +383,8 @@ AutoencoderKL load_vae(const ComponentInfo& component) {
   if (component.weight_files.empty())
     throw WeightsError("the VAE folder has no weights", component.dir.string(),
                        "expected diffusion_pytorch_model.safetensors");
-  const StateDict weights = StateDict::open(component.weight_files);
+  const StateDict weights =
+      open_weights_for_loading(component.weight_files, component.dir.string());
   AutoencoderKLConfig config = AutoencoderKLConfig::from_json(component.config, origin);
   config.legacy_attention_names = weights.contains("encoder.mid_block.attentions.0.query.weight");
   AutoencoderKL model(config);

@@ -158,7 +158,7 @@ bool decode_tga(Texture& t, int64_t max_pixels) {
   if (int64_t{width} * height > max_pixels) {
     throw FormatError("texture is " + std::to_string(width) + "x" + std::to_string(height) +
                           " pixels, more than the limit of " + std::to_string(max_pixels),
-                      t.name, "downscale the texture");
+                      t.name, "downscale the texture (the limit is STUDIO_LIMIT_IMAGE_PIXELS)");
   }
   const int px = bpp / 8;
   const size_t n = size_t(width) * height;
@@ -222,7 +222,7 @@ bool decode_with_oiio(Texture& t, int64_t max_pixels) {
     throw FormatError("texture is " + std::to_string(spec.width) + "x" +
                           std::to_string(spec.height) + " pixels, more than the limit of " +
                           std::to_string(max_pixels),
-                      t.name, "downscale the texture");
+                      t.name, "downscale the texture (the limit is STUDIO_LIMIT_IMAGE_PIXELS)");
   }
   int ch = spec.nchannels;
   std::vector<uint8_t> pixels(size_t(spec.width) * spec.height * ch);
@@ -258,7 +258,7 @@ void decode_texture(Texture& t, int64_t max_pixels) {
       if (int64_t{m.cols} * m.rows > max_pixels) {
         throw FormatError("texture is " + std::to_string(m.cols) + "x" + std::to_string(m.rows) +
                               " pixels, more than the limit of " + std::to_string(max_pixels),
-                          t.name, "downscale the texture");
+                          t.name, "downscale the texture (the limit is STUDIO_LIMIT_IMAGE_PIXELS)");
       }
       rgba_from_mat(m, t);
       return;
@@ -386,12 +386,18 @@ void check_raw_scene(const aiScene* scene, const std::string& where, const MeshL
     std::string mesh_name = "mesh " + std::to_string(mi) +
                             (m->mName.length ? " '" + std::string(m->mName.C_Str()) + "'" : "");
     if (vertices > limits.max_vertices) {
-      throw FormatError("more than " + std::to_string(limits.max_vertices) + " vertices", where,
-                        "simplify the model, or raise MeshLimits::max_vertices");
+      throw FormatError("more than " + std::to_string(limits.max_vertices) +
+                            " vertices (the limit, STUDIO_LIMIT_MESH_VERTICES)",
+                        where,
+                        "simplify the model, or raise STUDIO_LIMIT_MESH_VERTICES if the file is "
+                        "trusted");
     }
     if (faces > limits.max_triangles) {
-      throw FormatError("more than " + std::to_string(limits.max_triangles) + " faces", where,
-                        "simplify the model, or raise MeshLimits::max_triangles");
+      throw FormatError("more than " + std::to_string(limits.max_triangles) +
+                            " faces (the limit, STUDIO_LIMIT_MESH_FACES)",
+                        where,
+                        "simplify the model, or raise STUDIO_LIMIT_MESH_FACES if the file is "
+                        "trusted");
     }
     if (m->mNumVertices > 0 && !m->mVertices) {
       throw FormatError(mesh_name + " has no vertex positions", where, hint);
@@ -429,6 +435,24 @@ void check_raw_scene(const aiScene* scene, const std::string& where, const MeshL
 
 // Assimp's OFF reader accepts malformed files and invents geometry from them: check the counts and
 // every face against the header first.
+// Assimp 5's PLY reader loops forever on a header that never ends (no end_header line; found by
+// tests/fuzz/fuzz_mesh_import): refuse such a file before Assimp sees it.
+void check_ply_header(const fs::path& path) {
+  const std::string text = read_file_bytes(path);
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::size_t b = start, e = end;
+    while (b < e && std::isspace(static_cast<unsigned char>(text[b]))) ++b;
+    while (e > b && std::isspace(static_cast<unsigned char>(text[e - 1]))) --e;
+    if (text.compare(b, e - b, "end_header") == 0) return;
+    start = end + 1;
+  }
+  throw FormatError("the PLY header has no end_header line", path.string(),
+                    "the PLY file is truncated or malformed; re-export it");
+}
+
 void check_off(const fs::path& path) {
   const std::string where = path.string();
   const std::string text = read_file_bytes(path);
@@ -569,8 +593,10 @@ Mesh import_mesh(const fs::path& path, const MeshLimits& limits) {
   if (size == 0) throw FormatError("file is empty", where, "re-export the model");
   if (static_cast<int64_t>(size) > limits.max_file_bytes) {
     throw FormatError("file is " + std::to_string(size) + " bytes, more than the limit of " +
-                          std::to_string(limits.max_file_bytes),
-                      where, "simplify the model, or raise MeshLimits::max_file_bytes");
+                          std::to_string(limits.max_file_bytes) + " (STUDIO_LIMIT_MESH_FILE_BYTES)",
+                      where,
+                      "simplify the model, or raise STUDIO_LIMIT_MESH_FILE_BYTES if the file is "
+                      "trusted");
   }
   Assimp::Importer importer;
   std::string ext = lower(path.extension().string());
@@ -579,6 +605,7 @@ Mesh import_mesh(const fs::path& path, const MeshLimits& limits) {
                       "use glTF/GLB, OBJ, PLY, STL, FBX or COLLADA (.dae)");
   }
   if (ext == ".off") check_off(path);
+  if (ext == ".ply") check_ply_header(path);
   if (ext == ".gltf" || ext == ".glb") check_gltf_structure(path, ext);
   importer.SetPropertyInteger(AI_CONFIG_PP_SBP_REMOVE,
                               aiPrimitiveType_POINT | aiPrimitiveType_LINE);

@@ -8,17 +8,20 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
 #include "mesh/mesh.h"
 
 namespace studio::mesh {
 
 // Caps checked before and after parsing, so a hostile or broken file fails fast with a message
-// instead of exhausting memory. The defaults fit any product model a catalogue uses.
+// instead of exhausting memory. The defaults fit any product model a catalogue uses and come from
+// the process's limits (core/limits.h: STUDIO_LIMIT_MESH_FILE_BYTES 512 MiB, _MESH_VERTICES and
+// _MESH_FACES 20 million, _IMAGE_PIXELS 64 Mpx unless set); set members to override them.
 struct MeshLimits {
-  int64_t max_file_bytes = int64_t{512} << 20;  // the model file itself
-  int64_t max_vertices = 20'000'000;            // all sub-meshes together
-  int64_t max_triangles = 20'000'000;
-  int64_t max_texture_pixels = int64_t{64} * 1000 * 1000;  // per texture, from its header
+  int64_t max_file_bytes = resource_limits().mesh_file_bytes;  // the model file itself
+  int64_t max_vertices = resource_limits().mesh_vertices;      // all sub-meshes together
+  int64_t max_triangles = resource_limits().mesh_faces;
+  int64_t max_texture_pixels = resource_limits().image_pixels;  // per texture, from its header
   int max_textures = 64;
   int max_submeshes = 4096;
 };
@@ -35,7 +38,7 @@ std::vector<std::string> validate_mesh(const Mesh& mesh, const MeshLimits& limit
 
 // Decodes a texture's `encoded` bytes into `rgba` (PNG, JPEG, BMP via OpenCV; TGA and others via
 // OpenImageIO). Throws FormatError on undecodable data or more than `max_pixels`.
-void decode_texture(Texture& texture, int64_t max_pixels = int64_t{64} * 1000 * 1000);
+void decode_texture(Texture& texture, int64_t max_pixels = resource_limits().image_pixels);
 
 enum class MeshFormat { kGlb, kObj, kPly };
 

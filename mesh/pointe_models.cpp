@@ -413,8 +413,11 @@ M load_model(const ComponentInfo& component) {
   const std::string origin = (component.dir / "config.json").string();
   if (!component.config.contains("model_config"))
     throw ConfigError("config.json has no 'model_config'", origin);
-  M model(ModelConfig::from_json(component.config["model_config"], origin));
-  load_state_dict_strict(*model, StateDict::open(component.weight_files), component.dir.string());
+  const ModelConfig config = ModelConfig::from_json(component.config["model_config"], origin);
+  const StateDict weights =
+      open_weights_for_loading(component.weight_files, component.dir.string());
+  M model(config);
+  load_state_dict_strict(*model, weights, component.dir.string());
   model->eval();
   return model;
 }

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "core/limits.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -116,6 +117,34 @@ void fold(const Error& e, const std::string& at, const std::string& what, Proble
   }
 }
 
+// Records every string of the job (prompts, facts, instructions, negative prompts in preset
+// overrides, ...) longer than STUDIO_LIMIT_PROMPT_CHARS characters. Iterative: a job file may nest
+// deeper than the stack would take.
+void check_text_lengths(const json& root, int64_t limit, Problems& p) {
+  std::vector<std::pair<const json*, std::string>> todo{{&root, ""}};
+  while (!todo.empty()) {
+    auto [v, path] = std::move(todo.back());
+    todo.pop_back();
+    if (v->is_string()) {
+      const std::string& s = v->get_ref<const std::string&>();
+      if (static_cast<int64_t>(s.size()) <= limit) continue;  // bytes >= characters
+      const int64_t n = utf8_chars(s);
+      if (n <= limit) continue;
+      const OverLimit o =
+          describe_over_limit(limit_spec("prompt_chars"), n, limit, "the text has", "shorten it");
+      p.add(path, o.what + "; " + o.hint);
+    } else if (v->is_object()) {
+      for (auto it = v->rbegin(); it != v->rend(); ++it)  // reversed: popped in file order
+        if (it->is_structured() || it->is_string())
+          todo.emplace_back(&it.value(), json_path(path, it.key()));
+    } else if (v->is_array()) {
+      for (std::size_t i = v->size(); i-- > 0;)
+        if ((*v)[i].is_structured() || (*v)[i].is_string())
+          todo.emplace_back(&(*v)[i], json_path(path, i));
+    }
+  }
+}
+
 fs::path resolve_path(const fs::path& dir, const std::string& s) {
   const fs::path p(s);
   return (p.is_absolute() ? p : dir / p).lexically_normal();
@@ -124,6 +153,11 @@ fs::path resolve_path(const fs::path& dir, const std::string& s) {
 }  // namespace
 
 JobSpec load_job(const fs::path& file, const PresetLibrary& presets) {
+  std::error_code ec;
+  const auto size = fs::file_size(file, ec);  // not a regular file: read_json_file says why
+  if (!ec)
+    check_limit<ConfigError>("job_file_bytes", static_cast<int64_t>(size), "the job file is",
+                             file.string(), "split the job into several job files");
   return parse_job(read_json_file(file), file, presets);
 }
 
@@ -136,6 +170,7 @@ JobSpec parse_job(const json& j, const fs::path& file, const PresetLibrary& pres
   const std::string origin = file.string();
   if (!check::object(j, "", p)) p.throw_if_any(origin, "invalid job file");
   check::keys(j, "", kJobKeys, p);
+  check_text_lengths(j, resource_limits().prompt_chars, p);
 
   // Version and identity.
   if (auto v = check::integer(j, "", "studio_job", true, p); v && *v != kJobVersion)

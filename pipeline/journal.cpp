@@ -54,10 +54,11 @@ int64_t get_int(const json& j, const char* key, int64_t fallback) {
 // ---------------------------------------------------------------------------------------------
 
 json JournalRecord::to_json() const {
-  json j{{"v", 1},           {"work_id", work_id}, {"item", item},     {"kind", kind},
-              {"channel", channel}, {"variant", variant}, {"seed", seed},     {"status", status},
-              {"output", output},  {"sha256", sha256},   {"bytes", bytes},   {"stage", stage},
-              {"error", error},    {"attempt", attempt}, {"time", time}};
+  json j{{"v", 1},           {"work_id", work_id}, {"item", item},
+         {"kind", kind},     {"channel", channel}, {"variant", variant},
+         {"seed", seed},     {"status", status},   {"output", output},
+         {"sha256", sha256}, {"bytes", bytes},     {"stage", stage},
+         {"error", error},   {"attempt", attempt}, {"time", time}};
   if (revision > 0) {
     j["revision"] = revision;
     j["base_work_id"] = base_work_id;
@@ -112,8 +113,7 @@ std::string iso8601_utc_now() {
 }
 
 double unix_time_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -172,7 +172,8 @@ std::vector<JsonLine> read_jsonl(const fs::path& file, bool repair,
     if (i == last && (bad || !r.terminated)) {
       const std::string msg = fmt::format(
           "{}:{}: dropped a torn last line ({} bytes{}), left by a crash or power loss mid-write{}",
-          file.string(), r.line, r.end - r.begin, r.terminated ? ", not valid JSON" : ", no newline",
+          file.string(), r.line, r.end - r.begin,
+          r.terminated ? ", not valid JSON" : ", no newline",
           repair ? "; cut it off the file" : "");
       if (warnings) warnings->push_back(msg);
       if (repair) {
@@ -214,8 +215,8 @@ AppendFile::AppendFile(fs::path file) : file_(std::move(file)) {
                   "check the run folder's permissions");
   fd_ = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0)
-    throw IoError("cannot open for appending: " + errno_text(), file_.string(),
-                  "check the run folder's permissions and free space");
+    throw_io_errno(errno, "cannot open for appending", file_.string(),
+                   "check the run folder's permissions and free space");
 }
 
 AppendFile::~AppendFile() {
@@ -230,19 +231,30 @@ void AppendFile::append_line(const std::string& line, bool sync) {
   data.push_back('\n');
   std::lock_guard<std::mutex> lock(mutex_);
   if (fd_ < 0) throw UsageError("append to a closed file", file_.string());
+  // Where the line starts: a write that fails part-way (disk full, file-size limit) is cut off
+  // again, so a later append never follows half a line and the file stays readable.
+  struct stat st {};
+  const off_t begin = ::fstat(fd_, &st) == 0 ? st.st_size : -1;
+  auto fail = [&](const char* what) {
+    const int err = errno;
+    if (begin >= 0 && ::ftruncate(fd_, begin) != 0) {
+      // Left torn; the next load drops a torn last line (and says so).
+    }
+    throw_io_errno(
+        err, what, file_.string(),
+        is_storage_errno(err) ? std::string() : "a resumed run re-does what was not recorded");
+  };
   std::size_t done = 0;
   while (done < data.size()) {
     // One write() for the whole line; a short write (disk full, signal) continues where it stopped.
     const ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw IoError("cannot append: " + errno_text(), file_.string(),
-                    "check free space; a resumed run re-does what was not recorded");
+      fail("cannot append");
     }
     done += static_cast<std::size_t>(n);
   }
-  if (sync && ::fsync(fd_) != 0)
-    throw IoError("fsync failed: " + errno_text(), file_.string(), "check the disk");
+  if (sync && ::fsync(fd_) != 0) fail("fsync failed");
 }
 
 void AppendFile::sync() {
@@ -358,8 +370,8 @@ bool verify_output(const fs::path& run_dir, const JournalRecord& record, std::st
   const auto size = fs::file_size(p, ec);
   if (ec) return fail(p.string() + " is unreadable: " + ec.message());
   if (size != record.bytes)
-    return fail(fmt::format("{} has {} bytes, the journal recorded {}", p.string(), size,
-                            record.bytes));
+    return fail(
+        fmt::format("{} has {} bytes, the journal recorded {}", p.string(), size, record.bytes));
   std::string hash;
   try {
     hash = sha256_file_hex(p);

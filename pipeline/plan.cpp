@@ -1,9 +1,11 @@
 #include "pipeline/plan.h"
 
+#include <algorithm>
 #include <map>
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/limits.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -105,7 +107,39 @@ json Plan::to_json() const {
   return j;
 }
 
+namespace {
+
+// The seeds a channel's visuals use for an item: the item's, else the preset's, else {0}.
+std::vector<int64_t> item_seeds(const JobItem& item, const json& preset) {
+  std::vector<int64_t> seeds = item.seeds;
+  if (seeds.empty() && preset.contains("visual"))
+    seeds = preset["visual"]["seeds"].get<std::vector<int64_t>>();
+  if (seeds.empty()) seeds = {0};
+  return seeds;
+}
+
+// How many work items make_plan will make, counted before anything is built or hashed.
+int64_t count_work_items(const JobSpec& job) {
+  int64_t n = 0;
+  const auto variants = static_cast<int64_t>(job.variants.size());
+  for (const auto& item : job.items)
+    for (const auto& channel : item.channels) {
+      const auto seeds = static_cast<int64_t>(item_seeds(item, job.presets.at(channel)).size());
+      for (const auto& kind : kAssetKinds)
+        if (std::find(item.make.begin(), item.make.end(), kind) != item.make.end())
+          n += variants * (kind == "caption" || kind == "edit" ? 1 : seeds);
+    }
+  return n;
+}
+
+}  // namespace
+
 Plan make_plan(const JobSpec& job) {
+  // STUDIO_LIMIT_JOB_ITEMS: refused before any work item is built or any photo hashed.
+  check_limit<ConfigError>("job_items", count_work_items(job), "the job expands to",
+                           job.file.string(),
+                           "split the job into several jobs (fewer items, channels, variants or "
+                           "seeds each)");
   Plan plan;
   plan.job_name = job.name;
   plan.job_file = job.file;
@@ -131,10 +165,7 @@ Plan make_plan(const JobSpec& job) {
 
     for (const auto& channel : item.channels) {
       const json& preset = job.presets.at(channel);
-      std::vector<int64_t> seeds = item.seeds;
-      if (seeds.empty() && preset.contains("visual"))
-        seeds = preset["visual"]["seeds"].get<std::vector<int64_t>>();
-      if (seeds.empty()) seeds = {0};
+      const std::vector<int64_t> seeds = item_seeds(item, preset);
 
       for (const auto& kind : kAssetKinds) {
         bool wanted = false;

@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
-#include "core/scheduler.h"
+#include "core/scheduler_names.h"
 #include "text/caption_rules.h"
 
 namespace fs = std::filesystem;

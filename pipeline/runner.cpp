@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -50,11 +51,23 @@ namespace {
 std::atomic<int> g_signal{0};
 extern "C" void on_stop_signal(int sig) { g_signal.store(sig); }
 
+// The first storage failure of the run (disk full, file-size limit, read-only folder): intake
+// stops as on a signal, and items that hit it are not journalled (a resume makes them).
+std::atomic<bool> g_storage_stop{false};
+std::mutex g_storage_mutex;
+std::string g_storage_error;
+
+void note_storage_failure(const StorageError& ex) {
+  std::lock_guard<std::mutex> lock(g_storage_mutex);
+  if (!g_storage_stop.exchange(true)) g_storage_error = std::string(ex.kind()) + ": " + ex.what();
+}
+
 // Installs SIGTERM/SIGINT handlers for the run and restores the previous ones after.
 class SignalScope {
  public:
   SignalScope() {
     g_signal.store(0);
+    g_storage_stop.store(false);
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
@@ -83,6 +96,7 @@ struct Task {
   size_t seq = 0;  // emission order (the sequencer restores it before the journal)
   int64_t attempt = 1;
   bool failed = false;
+  bool storage_failed = false;  // failed on the storage, not on the item: not journalled
   std::string failed_stage, error;
   double t_admitted = 0;  // entered the graph
   double t_ready = 0;     // previous stage finished (queue wait of the next = start - ready)
@@ -233,6 +247,11 @@ void run_stage(Task& t, const std::string& stage, bool gpu, Body&& body) {
   e.queue_wait_s = std::max(0.0, e.t_start - t.t_ready);
   try {
     body(e);
+  } catch (const StorageError& ex) {
+    e.status = "failed";
+    e.error = std::string(ex.kind()) + ": " + ex.what();
+    t.storage_failed = true;
+    note_storage_failure(ex);
   } catch (const Error& ex) {
     e.status = "failed";
     e.error = std::string(ex.kind()) + ": " + ex.what();
@@ -309,6 +328,26 @@ nlohmann::json revision_json(const WorkItem& w) {
           {"verdict", w.revision_verdict},
           {"note", w.revision_note},
           {"source", w.revision_source.generic_string()}};
+}
+
+// Temporary files a killed write left beside OUTPUT, its sidecar and its review previews
+// (AtomicFile's "<name>.tmp-<pid>-<n>"). Only this shard writes these outputs, so whatever matches
+// is stale and goes before the item is made again.
+void remove_stale_temp_files(const fs::path& run_dir, const fs::path& output) {
+  const std::string name = output.filename().string();
+  const std::string stem = output.stem().string();
+  auto sweep = [](const fs::path& dir, const std::function<bool(const std::string&)>& stale) {
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string f = it->path().filename().string();
+      if (f.find(".tmp-") != std::string::npos && stale(f)) fs::remove(it->path(), ec);
+    }
+  };
+  sweep((run_dir / output).parent_path(), [&](const std::string& f) {
+    return f.rfind(name + ".tmp-", 0) == 0 || f.rfind(name + ".json.tmp-", 0) == 0;
+  });
+  sweep((run_dir / "previews" / output).parent_path(),
+        [&](const std::string& f) { return f.rfind(stem + ".", 0) == 0; });
 }
 
 // STUDIO_TEST_KILL="<point>:<n>": SIGKILL at the n-th pass through `point` (crash drills).
@@ -397,6 +436,7 @@ int run_job(const RunOptions& options) {
     if (journal.done(w.id))
       std::cerr << "studio run: redoing " << w.id << " (" << w.output.string() << "): " << why
                 << "\n";
+    remove_stale_temp_files(run_dir, w.output);
     Task t;
     t.item = &w;
     t.attempt = journal.attempts(w.id) + 1;
@@ -422,6 +462,7 @@ int run_job(const RunOptions& options) {
   std::atomic<bool> stopping{false};
   std::atomic<int64_t> recorded{0}, written{0};
   size_t failures = 0;
+  size_t storage_unrecorded = 0;  // items stopped by a storage failure (made again on resume)
   // Visuals waiting for the image stage when batching (--image-batch > 1): the text node queues
   // each one and sends the image node a token (a null Task*); on each token the image node takes
   // the oldest waiting visual and up to image_batch - 1 compatible ones. Every visual has its own
@@ -460,7 +501,7 @@ int run_job(const RunOptions& options) {
   graph g;
   size_t next = 0;
   input_node<Task*> source(g, [&](tbb::flow_control& fc) -> Task* {
-    if (g_signal.load() != 0 || next >= tasks.size()) {
+    if (g_signal.load() != 0 || g_storage_stop.load() || next >= tasks.size()) {
       fc.stop();
       return nullptr;
     }
@@ -900,8 +941,27 @@ int run_job(const RunOptions& options) {
 
   // journal + ledger, in plan order (serial).
   int since_trim = 0;  // items since the last malloc_trim (the sink is serial)
+  // Everything a recorded task holds goes, capacity included: the tasks live until the run
+  // ends, and a cleared-but-allocated events vector alone kept ~4 KiB per item (RSS grew ~6 KiB
+  // per item over a 10,000-item job, docs/benchmarks.md).
+  auto release = [](Task* t) {
+    std::vector<StageEvent>().swap(t->events);
+    t->sidecar = nlohmann::json();
+    std::string().swap(t->parameters);
+    std::string().swap(t->text);
+    std::string().swap(t->error);
+    t->record = JournalRecord();
+    t->image = at::Tensor();
+    t->previews.clear();
+  };
   function_node<Task*, continue_msg> sink(g, serial, [&](Task* t) {
     const WorkItem& w = *t->item;
+    if (t->storage_failed) {
+      // Not the item's fault and nothing of it is on disk: left for the resume to make.
+      ++storage_unrecorded;
+      release(t);
+      return continue_msg();
+    }
     JournalRecord& r = t->record;
     r.work_id = w.id;
     r.item = w.item_id;
@@ -926,11 +986,19 @@ int run_job(const RunOptions& options) {
       r.status = "done";
       r.stage = "write";
     }
-    for (auto& e : t->events) ledger.write(e);
-    journal.append(r);
+    try {
+      for (auto& e : t->events) ledger.write(e);
+      journal.append(r);
+    } catch (const StorageError& ex) {
+      // The journal or ledger could not grow: the item's files are on disk but unrecorded, so a
+      // resume makes it again (atomically over them). A half-written line was cut off again.
+      note_storage_failure(ex);
+      ++storage_unrecorded;
+      release(t);
+      return continue_msg();
+    }
     progress.item_done(w, !t->failed);
-    t->events.clear();
-    t->sidecar = nlohmann::json();
+    release(t);
 #if defined(__GLIBC__)
     // Tensors are made on one worker thread and freed on another, so glibc's per-thread arenas
     // keep the freed pages: without this, RSS grew by ~0.15 MiB per item over a 1,000-item job
@@ -957,6 +1025,29 @@ int run_job(const RunOptions& options) {
   graph_done.store(true);
   watchdog.join();
   progress.finish();
+
+  if (g_storage_stop.load()) {
+    std::string why;
+    {
+      std::lock_guard<std::mutex> lock(g_storage_mutex);
+      why = g_storage_error;
+    }
+    try {  // the ledger may be what filled up
+      RunEvent ev;
+      ev.event = "interrupted";
+      ev.items_total = int64_t(in_shard_total);
+      ledger.write(ev);
+      ledger.close();
+    } catch (const std::exception&) {
+    }
+    std::cerr << fmt::format(
+        "studio run {}: stopped: the output storage failed: {}\n"
+        "studio run {}: {} made and recorded, {} failed, {} already done, {} not recorded; "
+        "everything recorded is kept. Fix the storage, then run again with --resume.\n",
+        job.name, why, job.name, recorded.load() - int64_t(failures), failures, skipped,
+        storage_unrecorded + (tasks.size() - std::min(tasks.size(), next)));
+    return kExitStorage;
+  }
 
   const bool interrupted = g_signal.load() != 0 && recorded.load() < int64_t(tasks.size());
   RunEvent stop;

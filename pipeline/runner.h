@@ -24,16 +24,19 @@ struct RunOptions {
   std::string progress = "auto";  // auto (bars on a terminal), json (events on stdout), none
   std::string device = "auto";
   std::string dtype = "auto";
-  int64_t max_in_flight = 4;   // work items between intake and the journal
+  int64_t max_in_flight = 4;  // work items between intake and the journal
   // Visuals of the same size, steps, guidance and scheduler run as one batch of up to this many
   // rows (image/sd_batch.h), taken from those waiting for the image stage. 1 = one at a time.
   int64_t image_batch = 1;
-  double grace_seconds = 60;   // after SIGTERM/SIGINT: time for in-flight items to finish
+  double grace_seconds = 60;  // after SIGTERM/SIGINT: time for in-flight items to finish
 };
 
 // Exit codes beyond cli.h's: 75 (EX_TEMPFAIL) when stopped by a signal before the end: the run
 // is resumable and should be requeued.
 constexpr int kExitInterrupted = 75;
+// 74 (EX_IOERR) when the output storage stopped taking files (disk full, a file-size limit, a
+// read-only folder): intake stopped, finished items are kept; fix the storage, then --resume.
+constexpr int kExitStorage = 74;
 
 // Crash drills (tests): STUDIO_TEST_KILL="write:N" raises SIGKILL right after the N-th asset file
 // of this process is written (before its journal line), "journal:N" right after the N-th journal

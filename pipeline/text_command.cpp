@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/json_file.h"
+#include "core/limits.h"
 #include "pipeline/cli.h"
 #include "pipeline/commands.h"
 #include "pipeline/presets.h"
@@ -84,6 +85,8 @@ LLaDASamplerOptions sampler_options(const SamplingFlags& f, bool infill) {
   else
     throw UsageError("invalid --sampler '" + f.sampler + "'", "--sampler",
                      "use auto, llada or fast-dllm");
+  check_limit<UsageError>("gen_tokens", f.gen_length, "--gen-length asks for", "--gen-length",
+                          "generate less");
   o.gen_length = f.gen_length;
   o.block_length = f.block_length > 0 ? f.block_length : std::min<int64_t>(32, f.gen_length);
   o.steps = f.steps > 0 ? f.steps : (infill ? 32 : f.gen_length);
@@ -191,6 +194,7 @@ TextModel load_model(const TextOptions& o) {
 int run_text(const TextOptions& o) {
   const std::string prompt = read_text_arg(o.prompt, o.prompt_file, "prompt");
   if (prompt.empty()) throw UsageError("no prompt", "--prompt", "give --prompt TEXT or --prompt-file");
+  if (!o.prompt_file.empty()) check_prompt_chars(prompt, o.prompt_file);
   const LLaDASamplerOptions so = sampler_options(o.s, false);
   TextModel model = load_model(o);
   CanvasStream stream;
@@ -218,6 +222,7 @@ int run_edit(const TextOptions& o) {
   EditRequest req;
   req.text = read_text_arg(o.text, o.text_file, "text");
   if (req.text.empty()) throw UsageError("no text to edit", "--text", "give --text or --text-file");
+  if (!o.text_file.empty()) check_prompt_chars(req.text, o.text_file);
   req.instruction = o.instruction;
   if (req.instruction.empty())
     throw UsageError("no instruction", "--instruction", "say how to rewrite the spans");
@@ -283,6 +288,13 @@ int run_copy(const TextOptions& o) {
   if (o.brief.empty()) throw UsageError("no brief", "--brief", "give --brief FILE (JSON)");
   if (o.preset.empty()) throw UsageError("no preset", "--preset", "give --preset NAME");
   const CopyBrief brief = CopyBrief::load(o.brief);
+  const nlohmann::json brief_fields = brief.to_json();
+  for (const auto& [key, value] : brief_fields.items()) {  // STUDIO_LIMIT_PROMPT_CHARS
+    if (value.is_string()) check_prompt_chars(value.get<std::string>(), o.brief + ": " + key);
+    if (value.is_array())
+      for (const auto& v : value)
+        if (v.is_string()) check_prompt_chars(v.get<std::string>(), o.brief + ": " + key);
+  }
   const PresetLibrary library = PresetLibrary::find(o.presets_dir);
   const nlohmann::json preset = library.resolve(o.preset, o.tier);
   const std::string origin = library.channel_file(o.preset).string();

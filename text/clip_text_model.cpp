@@ -143,8 +143,11 @@ ClipTextModelImpl::ClipTextModelImpl(const ClipTextConfig& c) : config_(c) {
 
 ClipTextModel load_clip_text_model(const ComponentInfo& component) {
   const std::string origin = (component.dir / "config.json").string();
-  ClipTextModel model(ClipTextConfig::from_json(component.config, origin));
-  load_state_dict_strict(*model, StateDict::open(component.weight_files), component.dir.string());
+  const ClipTextConfig config = ClipTextConfig::from_json(component.config, origin);
+  const StateDict weights =
+      open_weights_for_loading(component.weight_files, component.dir.string());
+  ClipTextModel model(config);
+  load_state_dict_strict(*model, weights, component.dir.string());
   model->eval();
   return model;
 }

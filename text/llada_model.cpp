@@ -422,8 +422,11 @@ void llada_randomize_parameters(LLaDAModelLM& model, const c10::Device& device, 
 
 LLaDAModelLM load_llada(const ComponentInfo& component) {
   const std::string origin = (component.dir / "config.json").string();
-  LLaDAModelLM model(LLaDAConfig::from_json(component.config, origin));
-  load_state_dict_strict(*model, StateDict::open(component.weight_files), component.dir.string());
+  const LLaDAConfig config = LLaDAConfig::from_json(component.config, origin);
+  const StateDict weights =
+      open_weights_for_loading(component.weight_files, component.dir.string());
+  LLaDAModelLM model(config);
+  load_state_dict_strict(*model, weights, component.dir.string());
   model->eval();
   return model;
 }

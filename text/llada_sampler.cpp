@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/limits.h"
 
 namespace studio {
 namespace {
@@ -67,6 +68,8 @@ void validate(const LLaDAConfig& c, const std::vector<std::vector<int64_t>>& pro
               const LLaDASamplerOptions& o) {
   validate_rows_and_options(c, prompts, "prompt", o);
   if (o.gen_length <= 0) usage("gen_length must be positive, got " + std::to_string(o.gen_length));
+  check_limit<UsageError>("gen_tokens", o.gen_length, "gen_length asks for", "text generation",
+                          "generate less");
   if (o.block_length <= 0 || o.gen_length % o.block_length != 0)
     usage("gen_length (" + std::to_string(o.gen_length) + ") must be a multiple of block_length (" +
           std::to_string(o.block_length) + ")");

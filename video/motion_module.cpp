@@ -314,12 +314,15 @@ MotionAdapter load_motion_adapter(const std::filesystem::path& dir) {
                       "point at a MotionAdapter folder, e.g. a download of "
                       "guoyww/animatediff-motion-adapter-v1-5-2");
   const nlohmann::json config = read_json_file(config_path);
-  MotionAdapter adapter(MotionAdapterConfig::from_json(config, config_path.string()));
+  const MotionAdapterConfig adapter_config =
+      MotionAdapterConfig::from_json(config, config_path.string());
   const auto files = find_weight_files(dir);
   if (files.empty())
     throw WeightsError("the motion adapter folder has no weights", dir.string(),
                        "expected diffusion_pytorch_model.safetensors");
-  load_motion_adapter_weights(*adapter, StateDict::open(files), dir.string());
+  const StateDict weights = open_weights_for_loading(files, dir.string());
+  MotionAdapter adapter(adapter_config);
+  load_motion_adapter_weights(*adapter, weights, dir.string());
   adapter->eval();
   return adapter;
 }

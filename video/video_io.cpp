@@ -292,7 +292,14 @@ Rational parse_fps(const std::string& text) {
 
 VideoInfo probe(const fs::path& path) {
   InputPtr fmt = open_input(path);
-  return describe(path, fmt.get(), find_video_stream(fmt.get(), path));
+  VideoInfo info = describe(path, fmt.get(), find_video_stream(fmt.get(), path));
+  // A corrupt header can declare a negative size (found by tests/fuzz/fuzz_video_import).
+  if (info.coded_width < 0 || info.coded_height < 0)
+    throw FormatError("the video stream declares a negative frame size " +
+                          std::to_string(info.coded_width) + "x" +
+                          std::to_string(info.coded_height) + " (corrupt?)",
+                      path.string(), kOpenHint);
+  return info;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -434,9 +441,10 @@ struct VideoReader::Impl {
   void count_frame(double pts) {
     ++frames_read;
     if (frames_read > opt.limits.max_frames)
-      throw FormatError(
-          "more than " + std::to_string(opt.limits.max_frames) + " frames (the reader's limit)",
-          path.string(), "read a shorter range (start/duration) or raise the limit");
+      throw FormatError("more than " + std::to_string(opt.limits.max_frames) +
+                            " frames (the reader's limit, STUDIO_LIMIT_VIDEO_FRAMES)",
+                        path.string(),
+                        "read a shorter range (start/duration) or raise STUDIO_LIMIT_VIDEO_FRAMES");
     last_pts = pts;
   }
 
@@ -514,8 +522,11 @@ VideoReader::VideoReader(const fs::path& path, ReaderOptions options)
   if (m.info.coded_width > lim.max_width || m.info.coded_height > lim.max_height)
     throw FormatError("frame size " + std::to_string(m.info.coded_width) + "x" +
                           std::to_string(m.info.coded_height) + " exceeds the limit " +
-                          std::to_string(lim.max_width) + "x" + std::to_string(lim.max_height),
-                      path.string(), "scale the video down first or raise the reader's limits");
+                          std::to_string(lim.max_width) + "x" + std::to_string(lim.max_height) +
+                          " (STUDIO_LIMIT_VIDEO_SIDE)",
+                      path.string(),
+                      "scale the video down first, or raise STUDIO_LIMIT_VIDEO_SIDE if the file is "
+                      "trusted");
   const AVCodec* codec = avcodec_find_decoder(m.st->codecpar->codec_id);
   if (!codec)
     throw FormatError("unsupported video codec '" + m.info.codec + "' (no decoder in this FFmpeg)",
@@ -551,9 +562,10 @@ VideoReader::VideoReader(const fs::path& path, ReaderOptions options)
         1, static_cast<int>(std::lround(static_cast<double>(w) * m.info.height / m.info.width)));
   }
   if (w > lim.max_width || h > lim.max_height)
-    throw UsageError(
-        "output size " + std::to_string(w) + "x" + std::to_string(h) + " exceeds the limit",
-        path.string(), "ask for a smaller size");
+    throw UsageError("output size " + std::to_string(w) + "x" + std::to_string(h) +
+                         " exceeds the limit " + std::to_string(lim.max_width) + "x" +
+                         std::to_string(lim.max_height) + " (STUDIO_LIMIT_VIDEO_SIDE)",
+                     path.string(), "ask for a smaller size");
   if (!options.apply_rotation) {
     w = options.width == 0 && options.height == 0 ? m.info.coded_width : w;
     h = options.width == 0 && options.height == 0 ? m.info.coded_height : h;
@@ -573,8 +585,9 @@ VideoReader::VideoReader(const fs::path& path, ReaderOptions options)
       std::min(m.range_end, std::max(m.info.duration_s, options.start_s)) - options.start_s;
   if (std::isfinite(span) && span > lim.max_duration_s)
     throw UsageError("the range to read (" + fmt_double(span) + " s) exceeds the limit of " +
-                         fmt_double(lim.max_duration_s) + " s",
-                     path.string(), "read a shorter range (start/duration) or raise the limit");
+                         fmt_double(lim.max_duration_s) + " s (STUDIO_LIMIT_VIDEO_SECONDS)",
+                     path.string(),
+                     "read a shorter range (start/duration) or raise STUDIO_LIMIT_VIDEO_SECONDS");
   if (options.start_s > 0) m.restart(options.start_s);
 }
 
@@ -767,11 +780,12 @@ VideoWriter::VideoWriter(const fs::path& path, WriterOptions options)
   const Limits& lim = options.limits;
   if (options.width < 2 || options.height < 2 || options.width > lim.max_width ||
       options.height > lim.max_height)
-    throw UsageError(
-        "video size " + std::to_string(options.width) + "x" + std::to_string(options.height) +
-            " is out of range",
-        path.string(),
-        "use 2x2 to " + std::to_string(lim.max_width) + "x" + std::to_string(lim.max_height));
+    throw UsageError("video size " + std::to_string(options.width) + "x" +
+                         std::to_string(options.height) + " is out of range",
+                     path.string(),
+                     "use 2x2 to " + std::to_string(lim.max_width) + "x" +
+                         std::to_string(lim.max_height) +
+                         " (the upper bound is STUDIO_LIMIT_VIDEO_SIDE)");
   if (!options.fps.valid() || options.fps.value() > 1000.0)
     throw UsageError("invalid frame rate " + options.fps.str(), path.string(),
                      "use a rate between 0.01 and 1000 fps");
@@ -909,7 +923,8 @@ void VideoWriter::write(const uint8_t* rgb, int width, int height, int stride) {
       static_cast<double>(m.next_pts + 1) / m.opt.fps.value() > m.opt.limits.max_duration_s)
     throw UsageError("the clip would exceed the writer's limit (" +
                          std::to_string(m.opt.limits.max_frames) + " frames, " +
-                         fmt_double(m.opt.limits.max_duration_s) + " s)",
+                         fmt_double(m.opt.limits.max_duration_s) +
+                         " s; STUDIO_LIMIT_VIDEO_FRAMES, STUDIO_LIMIT_VIDEO_SECONDS)",
                      m.target.string(), "write a shorter clip or raise the limits");
   m.sws.reset(sws_getCachedContext(m.sws.release(), width, height, AV_PIX_FMT_RGB24, m.enc_w,
                                    m.enc_h, AV_PIX_FMT_YUV420P, SWS_BICUBIC, nullptr, nullptr,

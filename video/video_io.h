@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
+
 namespace studio::video {
 
 struct Rational {
@@ -48,11 +50,15 @@ struct VideoInfo {
   std::map<std::string, std::string> tags;  // container metadata (title, comment, ...)
 };
 
-// Safe defaults so a hostile or huge file fails with a clear message instead of eating memory.
+// Safe defaults so a hostile or huge file fails with a clear message instead of eating memory:
+// the process's limits (core/limits.h: STUDIO_LIMIT_VIDEO_SIDE, _VIDEO_FRAMES, _VIDEO_SECONDS;
+// 8192 px, 216000 frames = 2 h at 30 fps, 7200 s unless set); set members to override them.
 struct Limits {
-  int max_width = 8192, max_height = 8192;
-  int64_t max_frames = 216000;     // 2 h at 30 fps
-  double max_duration_s = 7200.0;  // reader: of the range read; writer: of the clip
+  int max_width = static_cast<int>(::studio::resource_limits().video_side);
+  int max_height = static_cast<int>(::studio::resource_limits().video_side);
+  int64_t max_frames = ::studio::resource_limits().video_frames;
+  // Reader: of the range read; writer: of the clip.
+  double max_duration_s = static_cast<double>(::studio::resource_limits().video_seconds);
 };
 
 struct ReaderOptions {

@@ -15,6 +15,8 @@ fs::path write_run_job(const fs::path& dir, const RunJobOptions& o) {
   for (int i = 0; i < o.extra_items; ++i)
     items.push_back(
         {{"id", "EXTRA-" + std::to_string(i)}, {"name", "Product " + std::to_string(i)}});
+  if (o.edit)
+    for (auto& item : items) item["photo"] = (data_root() / "photos" / "coffee.png").string();
   if (o.missing_photo)
     items.push_back({{"id", "LAMP-003"}, {"name", "Lamp"}, {"photo", "no-such-photo.png"}});
   const json rules = {{"min_chars", 0},
@@ -43,7 +45,10 @@ fs::path write_run_job(const fs::path& dir, const RunJobOptions& o) {
             {"rules", rules}}},
           {"visual",
            {{"width", 64}, {"height", 64}, {"steps", o.visual_steps}, {"scheduler", "ddim"}}}}}}},
-      {"defaults", {{"channels", {"web-banner"}}, {"make", {"caption", "visual"}}, {"seeds", {0}}}},
+      {"defaults",
+       {{"channels", {"web-banner"}},
+        {"make", o.edit ? json{"caption", "visual", "edit"} : json{"caption", "visual"}},
+        {"seeds", {0}}}},
       {"items", items},
       {"kpi",
        {{"gpu_price_per_hour", 2.0}, {"manual_minutes", {{"caption", 10}, {"visual", 60}}}}}};

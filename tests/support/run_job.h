@@ -16,10 +16,11 @@ struct RunJobOptions {
   bool missing_photo = false;  // add an item whose photo does not exist (fails in decode)
   int extra_items = 0;         // products beyond the two named ones
   int visual_steps = 2;        // denoising steps per visual (slower items for timing-bound tests)
+  bool edit = false;           // also edit each product's photo (../shared/data/photos/coffee.png)
 };
 
-// Writes DIR/job.json: 2 + extra_items items x (caption + visual) on one channel, tiny settings,
-// rules every draft meets. Returns the job file.
+// Writes DIR/job.json: 2 + extra_items items x (caption + visual [+ edit]) on one channel, tiny
+// settings, rules every draft meets. Returns the job file.
 std::filesystem::path write_run_job(const std::filesystem::path& dir,
                                     const RunJobOptions& options = {});
 

@@ -170,3 +170,30 @@ TEST_CASE("a pipeline with a missing component folder is refused", "[unit][check
   CHECK_THAT(error_of<ConfigError>([&] { inspect_checkpoint(dir); }),
              Catch::Contains("declares UNet2DConditionModel"));
 }
+
+// Found by tests/fuzz/fuzz_checkpoint_folder: names of the wrong JSON type used to escape as
+// nlohmann::json::type_error instead of a ConfigError naming the file.
+TEST_CASE("config and model_index names of the wrong type are configuration errors",
+          "[unit][checkpoint]") {
+  const auto dir = test::temp_dir("ckpt_wrong_types");
+  save_safetensors(dir / "model.safetensors", {{"x", at::zeros({1})}});
+  SECTION("config.json") {
+    for (const char* config : {R"({"_class_name": 3})", R"({"architectures": [null]})",
+                               R"({"model_type": []})", R"({"model_config": {"name": {}}})"}) {
+      test::write_file(dir / "config.json", config);
+      CHECK_THAT(error_of<ConfigError>([&] { inspect_checkpoint(dir); }),
+                 Catch::Contains("config.json"));
+    }
+  }
+  SECTION("model_index.json") {
+    fs::create_directories(dir / "unet");
+    test::write_file(dir / "unet" / "config.json", R"({"_class_name": "UNet2DConditionModel"})");
+    save_safetensors(dir / "unet" / "model.safetensors", {{"x", at::zeros({1})}});
+    for (const char* index : {R"({"_class_name": {"w": 1}, "unet": ["diffusers", "UNet"]})",
+                              R"({"unet": ["diffusers", 7]})", R"({"unet": [1, "UNet"]})"}) {
+      test::write_file(dir / "model_index.json", index);
+      CHECK_THAT(error_of<ConfigError>([&] { inspect_checkpoint(dir); }),
+                 Catch::Contains("model_index.json"));
+    }
+  }
+}

@@ -901,3 +901,30 @@ TEST_CASE("resizing keeps flat colours, premultiplies alpha and snaps to multipl
   const at::Tensor same = gradient(64, 72, 3);
   CHECK(resize_to_multiple_of_8(same).data_ptr() == same.data_ptr());
 }
+
+// Found by tests/fuzz/fuzz_image_import: libpng allocated a chunk's declared length (1.8 GB for a
+// 550-byte file) before reading it. A chunk longer than the rest of the file is refused first.
+TEST_CASE("a PNG chunk longer than the file is refused before decoding", "[unit][image_io]") {
+  const auto dir = test::temp_dir("image_io_chunk_length");
+  const std::string ihdr = be32(4) + be32(4) + std::string("\x08\x02\x00\x00\x00", 5);
+  const std::string head = std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", ihdr);
+  // A tEXt chunk that says it holds 1.8 GB, followed by a few bytes.
+  test::write_file(dir / "liar.png",
+                   head + be32(1828716703) + "tEXtparameters" + png_chunk("IEND", ""));
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string m = error_message<FormatError>([&] { read_image(dir / "liar.png"); });
+  CHECK(m.find("liar.png") != std::string::npos);
+  CHECK(m.find("'tEXt'") != std::string::npos);
+  CHECK(m.find("declares 1828716703 bytes") != std::string::npos);
+  CHECK_THROWS_AS(read_image_metadata(dir / "liar.png"), FormatError);
+  // The same for an EXR header attribute (OpenEXR allocated the declared size).
+  test::write_file(dir / "liar.exr", std::string("\x76\x2f\x31\x01\x02\x00\x00\x00", 8) +
+                                         std::string("comments\0string\0", 16) +
+                                         std::string("\x01\x00\x64\x6f", 4) + "abc");
+  const std::string e = error_message<FormatError>([&] { read_image(dir / "liar.exr"); });
+  CHECK(e.find("EXR header attribute 'comments' declares 1868824577 bytes") != std::string::npos);
+  CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 2.0);
+  // A well-formed PNG still reads.
+  write_image(dir / "honest.png", gradient(4, 4, 3));
+  CHECK_NOTHROW(read_image(dir / "honest.png"));
+}

@@ -275,3 +275,23 @@ TEST_CASE("mesh unknown output extensions are refused", "[unit][mesh]") {
   CHECK_THROWS_AS(sm::mesh_format_from_path("x.fbx"), studio::UsageError);
   CHECK(sm::mesh_format_from_path("X.GLB") == sm::MeshFormat::kGlb);
 }
+
+// Found by tests/fuzz/fuzz_mesh_import: Assimp's PLY reader looped forever on a header without
+// end_header. It is refused before Assimp reads it; the same file with the line imports.
+TEST_CASE("a PLY header without end_header is refused", "[unit][mesh]") {
+  const auto dir = temp_dir("mesh_ply_no_end_header");
+  const std::string header =
+      "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+      "property float z\nelement face 1\nproperty list uchar int vertex_indices\n";
+  const std::string body = "0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n";
+  write_file(dir / "open.ply", header + body);
+  std::string message;
+  try {
+    sm::import_mesh(dir / "open.ply");
+  } catch (const studio::FormatError& e) {
+    message = e.what();
+  }
+  CHECK_THAT(message, Catch::Contains("open.ply") && Catch::Contains("end_header"));
+  write_file(dir / "closed.ply", header + "end_header\n" + body);
+  CHECK(sm::import_mesh(dir / "closed.ply").triangle_count() == 1);
+}
