@@ -168,8 +168,9 @@ TEST_CASE("drill: SIGKILL at 20 random moments of a caption + visual + edit job,
                               << " torn journal lines; uninterrupted run " << ref.seconds << " s");
 }
 
-TEST_CASE("drill: a file-size limit mid-run stops the run with a clear error; resume completes",
-          "[run][slow][drill]") {
+TEST_CASE(
+    "drill: a file-size limit mid-run stops the run with a clear error, and a resume completes",
+    "[run][slow][drill]") {
   test::RunJobOptions options;
   options.extra_items = 2;  // 4 products x (caption, visual) = 8 work items
   const Reference ref = reference_run("drill_fsize_ref", options);
@@ -198,7 +199,7 @@ TEST_CASE("drill: a file-size limit mid-run stops the run with a clear error; re
   check_complete(dir / "out", ref.assets, ref.work_items);
 }
 
-TEST_CASE("drill: a full disk mid-run stops the run with a clear error; resume completes",
+TEST_CASE("drill: a full disk mid-run stops the run with a clear error, and a resume completes",
           "[run][slow][drill]") {
   test::RunJobOptions options;
   options.extra_items = 2;
@@ -238,7 +239,7 @@ TEST_CASE("drill: a full disk mid-run stops the run with a clear error; resume c
   check_complete(dir / "out", ref.assets, ref.work_items);
 }
 
-TEST_CASE("drill: an output folder made read-only mid-run stops the run; resume completes",
+TEST_CASE("drill: an output folder made read-only mid-run stops the run, and a resume completes",
           "[run][slow][drill]") {
   test::RunJobOptions options;
   options.extra_items = 6;  // 8 products x (caption, visual) = 16 work items
