@@ -436,7 +436,7 @@ int run_job(const RunOptions& options) {
     if (journal.done(w.id))
       std::cerr << "studio run: redoing " << w.id << " (" << w.output.string() << "): " << why
                 << "\n";
-    remove_stale_temp_files(run_dir, w.output);
+    if (resuming) remove_stale_temp_files(run_dir, w.output);  // a fresh run has none
     Task t;
     t.item = &w;
     t.attempt = journal.attempts(w.id) + 1;
