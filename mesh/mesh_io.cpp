@@ -453,6 +453,73 @@ void check_ply_header(const fs::path& path) {
                     "the PLY file is truncated or malformed; re-export it");
 }
 
+// Assimp 5's COLLADA reader trusts the file's numbers. A character that starts no number in an
+// index list (<p>, <vcount>, <v>, <h>) makes it append zeros forever: a 796-byte file grew studio
+// to 12 GB before std::bad_alloc (found by tests/fuzz/fuzz_mesh_import). And count="N" is reserved
+// before anything is read. Refuse both before Assimp reads the file: an index list holds integers
+// and white space only, and no count or stride exceeds the file's size (a number takes a byte).
+void check_collada(const fs::path& path) {
+  const std::string where = path.string();
+  const std::string text = read_file_bytes(path);
+  const auto number_char = [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '+' || c == ' ' ||
+           c == '\t' || c == '\n' || c == '\r';
+  };
+  const auto shown = [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "byte 0x%02x", u);
+    return u >= 0x21 && u < 0x7f ? std::string("'") + c + "'" : std::string(hex);
+  };
+  for (const std::string tag : {"p", "vcount", "v", "h"}) {
+    const std::string open = "<" + tag, close = "</" + tag + ">";
+    for (std::size_t at = text.find(open); at != std::string::npos;
+         at = text.find(open, at + open.size())) {
+      const std::size_t after = at + open.size();
+      if (after >= text.size()) break;
+      const char next = text[after];
+      if (next != '>' && next != '/' && !std::isspace(static_cast<unsigned char>(next)))
+        continue;  // another element: <param>, <polylist>, <vertices>, ...
+      const std::size_t gt = text.find('>', after);
+      if (gt == std::string::npos) break;  // not well-formed: Assimp's XML parser refuses it
+      if (text[gt - 1] == '/') continue;   // <p/>
+      for (std::size_t i = gt + 1; i < text.size() && text.compare(i, close.size(), close) != 0;
+           ++i) {
+        if (number_char(text[i])) continue;
+        throw FormatError("the COLLADA index list <" + tag + "> has " + shown(text[i]) +
+                              " at byte " + std::to_string(i) +
+                              ", where only integers and spaces belong",
+                          where, "the file is corrupt; re-export it from the modelling tool");
+      }
+    }
+  }
+  for (const std::string attr : {"count", "stride"}) {
+    for (std::size_t at = text.find(attr); at != std::string::npos;
+         at = text.find(attr, at + attr.size())) {
+      if (at == 0 || !std::isspace(static_cast<unsigned char>(text[at - 1]))) continue;
+      std::size_t i = at + attr.size();
+      while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+      if (i >= text.size() || text[i] != '=') continue;
+      ++i;
+      while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
+      if (i >= text.size() || (text[i] != '"' && text[i] != '\'')) continue;
+      const char quote = text[i];
+      const std::size_t end = text.find(quote, i + 1);
+      if (end == std::string::npos) break;
+      const std::string value = text.substr(i + 1, end - i - 1);
+      const bool digits = !value.empty() && value.size() <= 19 &&
+                          std::all_of(value.begin(), value.end(), [](char c) {
+                            return std::isdigit(static_cast<unsigned char>(c));
+                          });
+      if (!digits || std::stoull(value) > text.size())
+        throw FormatError("the COLLADA attribute " + attr + "=\"" + value.substr(0, 32) +
+                              "\" at byte " + std::to_string(at) + " is not a count this " +
+                              std::to_string(text.size()) + "-byte file can hold",
+                          where, "the file is corrupt; re-export it from the modelling tool");
+    }
+  }
+}
+
 void check_off(const fs::path& path) {
   const std::string where = path.string();
   const std::string text = read_file_bytes(path);
@@ -600,12 +667,16 @@ Mesh import_mesh(const fs::path& path, const MeshLimits& limits) {
   }
   Assimp::Importer importer;
   std::string ext = lower(path.extension().string());
+  if (ext == ".zae")  // zipped COLLADA: check_collada cannot see inside before Assimp reads it
+    throw FormatError("zipped COLLADA (.zae) is not read", where,
+                      "unzip it and pass the .dae file inside");
   if (ext.empty() || !importer.IsExtensionSupported(ext)) {
     throw FormatError("unsupported mesh format '" + ext + "'", where,
                       "use glTF/GLB, OBJ, PLY, STL, FBX or COLLADA (.dae)");
   }
   if (ext == ".off") check_off(path);
   if (ext == ".ply") check_ply_header(path);
+  if (ext == ".dae" || ext == ".xml") check_collada(path);
   if (ext == ".gltf" || ext == ".glb") check_gltf_structure(path, ext);
   importer.SetPropertyInteger(AI_CONFIG_PP_SBP_REMOVE,
                               aiPrimitiveType_POINT | aiPrimitiveType_LINE);

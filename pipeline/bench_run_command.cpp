@@ -427,9 +427,9 @@ int run_progress(const BenchRunOptions& o, const fs::path& work, const fs::path&
          {"samples", samples.size()}};
   std::cout << j.dump() << "\n";
   if (!o.json_out.empty()) {
-    // The file also has the samples (at most ~500, evenly thinned), for plots.
+    // The file also has the samples (at most 500, evenly thinned), for plots.
     json series = json::array();
-    const std::size_t step = std::max<std::size_t>(1, samples.size() / 500);
+    const std::size_t step = std::max<std::size_t>(1, (samples.size() + 499) / 500);
     for (std::size_t i = 0; i < samples.size(); i += step)
       series.push_back(sample_json(samples[i]));
     j["series"] = series;
@@ -453,6 +453,19 @@ int run_bench_run(const BenchRunOptions& o) {
   for (const auto& k : make_kinds(o.make))
     if (k != "caption" && k != "visual")
       throw UsageError("unknown asset kind: " + k, "--make", "caption, visual, or both");
+  // `studio run` fails each item whose model cannot load (the other stage goes on), which would
+  // make a benchmark of failures: a missing model folder is refused before anything runs.
+  for (const auto& k : make_kinds(o.make)) {
+    const bool caption = k == "caption";
+    const fs::path dir = caption ? o.text_model : o.image_model;
+    if (!fs::is_directory(dir))
+      throw UsageError(
+          "the " + std::string(caption ? "text" : "image") + " model folder does not exist",
+          dir.string(),
+          "run scripts/quickstart.sh once (it writes the random-weight starter "
+          "models), or pass " +
+              std::string(caption ? "--text-model" : "--image-model"));
+  }
   if (o.image_steps < 1) throw UsageError("steps must be at least 1", "--image-steps");
   if (o.size < 8 || o.size % 8 != 0)
     throw UsageError("size must be a positive multiple of 8", "--size");

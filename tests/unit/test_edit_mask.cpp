@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "image/edit_mask.h"
 #include "image/image_io.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/fixtures.h"
 
 using namespace studio;
@@ -38,17 +39,6 @@ at::Tensor background(int64_t h, int64_t w) {
   const at::Tensor y = at::linspace(0, 1, h).view({h, 1}).expand({h, w});
   const at::Tensor x = at::linspace(0, 1, w).view({1, w}).expand({h, w});
   return at::stack({0.55 + 0.1 * x, 0.6 + 0.1 * y, 0.7 + 0.05 * x * y}, 2).contiguous();
-}
-
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("no exception of the expected type was thrown");
-  return {};
 }
 
 double max_abs_diff_of(const at::Tensor& a, const at::Tensor& b) {
@@ -85,7 +75,7 @@ TEST_CASE("product mask from the photo's alpha channel", "[edit_mask]") {
   CHECK(m.source.find("cutout.png") != std::string::npos);
 
   const Image rgb = as_image(background(48, 64));
-  const std::string msg = message_of<UsageError>([&] { mask_from_alpha(rgb, "flat.jpg"); });
+  const std::string msg = test::error_of<UsageError>([&] { mask_from_alpha(rgb, "flat.jpg"); });
   CHECK(msg.find("no alpha channel") != std::string::npos);
   CHECK(msg.find("flat.jpg") != std::string::npos);
 }
@@ -139,7 +129,7 @@ TEST_CASE("bad mask inputs are clear errors", "[edit_mask]") {
   SECTION("size mismatch names both sizes and the file") {
     write_image(dir / "small.png", disc(32, 32, 16, 16, 8).unsqueeze(2));
     const std::string msg =
-        message_of<UsageError>([&] { mask_from_file(dir / "small.png", photo, "shoe.png"); });
+        test::error_of<UsageError>([&] { mask_from_file(dir / "small.png", photo, "shoe.png"); });
     CHECK(msg.find("32x32") != std::string::npos);
     CHECK(msg.find("64x48") != std::string::npos);
     CHECK(msg.find("small.png") != std::string::npos);
@@ -148,15 +138,15 @@ TEST_CASE("bad mask inputs are clear errors", "[edit_mask]") {
   SECTION("empty and full masks name the source") {
     write_image(dir / "black.png", at::zeros({48, 64, 1}));
     std::string msg =
-        message_of<UsageError>([&] { mask_from_file(dir / "black.png", photo, "shoe.png"); });
+        test::error_of<UsageError>([&] { mask_from_file(dir / "black.png", photo, "shoe.png"); });
     CHECK(msg.find("empty") != std::string::npos);
     CHECK(msg.find("black.png") != std::string::npos);
     write_image(dir / "white.png", at::ones({48, 64, 1}));
-    msg = message_of<UsageError>([&] { mask_from_file(dir / "white.png", photo, "shoe.png"); });
+    msg = test::error_of<UsageError>([&] { mask_from_file(dir / "white.png", photo, "shoe.png"); });
     CHECK(msg.find("whole photo") != std::string::npos);
     CHECK(msg.find("white.png") != std::string::npos);
     at::Tensor rgba = at::cat({background(48, 64), at::zeros({48, 64, 1})}, 2);
-    msg = message_of<UsageError>([&] { mask_from_alpha(as_image(rgba), "clear.png"); });
+    msg = test::error_of<UsageError>([&] { mask_from_alpha(as_image(rgba), "clear.png"); });
     CHECK(msg.find("empty") != std::string::npos);
     CHECK(msg.find("clear.png") != std::string::npos);
   }
@@ -166,7 +156,7 @@ TEST_CASE("bad mask inputs are clear errors", "[edit_mask]") {
     CHECK_THROWS_AS(mask_from_file(truncated, as_image(background(100, 100)), "p.png"),
                     FormatError);
     const std::string msg =
-        message_of<IoError>([&] { mask_from_file(dir / "nope.png", photo, "p.png"); });
+        test::error_of<IoError>([&] { mask_from_file(dir / "nope.png", photo, "p.png"); });
     CHECK(msg.find("nope.png") != std::string::npos);
   }
   SECTION("bad options") {
@@ -214,11 +204,11 @@ TEST_CASE("grow, shrink and feather geometry", "[edit_mask]") {
   SECTION("shrinking away or growing over everything is an error") {
     o.grow = -4;
     std::string msg =
-        message_of<UsageError>([&] { refine_mask(disc(40, 40, 20, 20, 2), "tiny.png", o); });
+        test::error_of<UsageError>([&] { refine_mask(disc(40, 40, 20, 20, 2), "tiny.png", o); });
     CHECK(msg.find("after shrinking") != std::string::npos);
     CHECK(msg.find("tiny.png") != std::string::npos);
     o.grow = 30;
-    msg = message_of<UsageError>([&] { refine_mask(disc(40, 40, 20, 20, 2), "tiny.png", o); });
+    msg = test::error_of<UsageError>([&] { refine_mask(disc(40, 40, 20, 20, 2), "tiny.png", o); });
     CHECK(msg.find("after growing") != std::string::npos);
   }
   SECTION("feather: 1 exactly on the hard mask, raised cosine outward over F pixels") {
@@ -278,7 +268,7 @@ TEST_CASE("latent mask: conservative reduction to the latent grid", "[edit_mask]
   CHECK(at::equal(lf, want));
 
   const ProductMask odd = refine_mask(disc(30, 40, 20, 15, 5), "odd.png");
-  const std::string msg = message_of<UsageError>([&] { latent_mask(odd, 8); });
+  const std::string msg = test::error_of<UsageError>([&] { latent_mask(odd, 8); });
   CHECK(msg.find("40x30") != std::string::npos);
   CHECK(msg.find("odd.png") != std::string::npos);
 }

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "image/image_io.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/process.h"
 
@@ -63,16 +64,6 @@ std::string be32(uint32_t v) {
 
 std::string png_chunk(const std::string& type, const std::string& data) {
   return be32(static_cast<uint32_t>(data.size())) + type + data + be32(crc32_of(type + data));
-}
-
-template <typename E>
-std::string error_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "<no exception of the expected type>";
 }
 
 }  // namespace
@@ -399,9 +390,9 @@ TEST_CASE("files from another writer: BMP, TGA, GIF, PNM, 16-bit grey and float 
   for (const auto& c : cases) {
     INFO(c.name);
     const fs::path file = dir / c.name;
-    const auto r =
-        test::run_command("oiiotool --pattern checker:color1=0.2,0.4,0.6,1:color2=0.8,0.6,0.2,1 16x16 " +
-                    std::to_string(c.channels) + " -d " + c.type + " -o " + q(file));
+    const auto r = test::run_command(
+        "oiiotool --pattern checker:color1=0.2,0.4,0.6,1:color2=0.8,0.6,0.2,1 16x16 " +
+        std::to_string(c.channels) + " -d " + c.type + " -o " + q(file));
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     const Image img = read_image(file);
@@ -486,7 +477,7 @@ TEST_CASE("all eight EXIF orientations are displayed as the EXIF specification s
     INFO("orientation " << o);
     const fs::path tagged = dir / ("o" + std::to_string(o) + ".tif");
     auto r1 = test::run_command("oiiotool " + q(dir / "base.tif") + " --orientation " +
-                          std::to_string(o) + " -o " + q(tagged));
+                                std::to_string(o) + " -o " + q(tagged));
     INFO(r1.output);
     REQUIRE(r1.exit_code == 0);
     const Image a = read_image(tagged);
@@ -717,19 +708,19 @@ TEST_CASE("no metadata is written when none is asked for", "[unit][image_io]") {
 TEST_CASE("bad input gives clear errors naming the file", "[unit][image_io]") {
   const auto dir = test::temp_dir("image_io_errors");
   const fs::path truncated = test::data_root() / "photos" / "truncated.jpg";
-  const std::string m1 = error_message<FormatError>([&] { read_image(truncated); });
+  const std::string m1 = test::error_of<FormatError>([&] { read_image(truncated); });
   CHECK(m1.find(truncated.string()) != std::string::npos);
   CHECK(m1.find("JPEG") != std::string::npos);  // what the decoder said
   CHECK(m1.find("re-export") != std::string::npos);
 
-  const std::string m2 = error_message<IoError>([&] { read_image(dir / "missing.png"); });
+  const std::string m2 = test::error_of<IoError>([&] { read_image(dir / "missing.png"); });
   CHECK(m2.find("missing.png") != std::string::npos);
   CHECK(m2.find("not found") != std::string::npos);
   CHECK_THROWS_AS(read_image_metadata(dir / "missing.png"), IoError);
   CHECK_THROWS_AS(read_image(dir), IoError);
 
   test::write_file(dir / "text.png", "this is not an image, just some text\n");
-  const std::string m3 = error_message<FormatError>([&] { read_image(dir / "text.png"); });
+  const std::string m3 = test::error_of<FormatError>([&] { read_image(dir / "text.png"); });
   CHECK(m3.find("text.png") != std::string::npos);
   CHECK_THROWS_AS(read_image_metadata(dir / "text.png"), FormatError);
 
@@ -755,7 +746,7 @@ TEST_CASE("images over the pixel limit are refused from the header", "[unit][ima
                            png_chunk("IEND", "");
   test::write_file(dir / "bomb.png", bomb);
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string m = error_message<FormatError>([&] { read_image(dir / "bomb.png"); });
+  const std::string m = test::error_of<FormatError>([&] { read_image(dir / "bomb.png"); });
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   CHECK(m.find("bomb.png") != std::string::npos);
@@ -823,7 +814,7 @@ TEST_CASE("every photo under data/photos is read, or refused when it is bad inpu
     const bool must_fail = name.rfind("truncated", 0) == 0 || name.rfind("bad", 0) == 0 ||
                            name.rfind("corrupt", 0) == 0;
     if (must_fail) {
-      const std::string m = error_message<FormatError>([&] { read_image(file); });
+      const std::string m = test::error_of<FormatError>([&] { read_image(file); });
       CHECK(m.find(file.string()) != std::string::npos);
       ++bad;
       continue;
@@ -912,7 +903,7 @@ TEST_CASE("a PNG chunk longer than the file is refused before decoding", "[unit]
   test::write_file(dir / "liar.png",
                    head + be32(1828716703) + "tEXtparameters" + png_chunk("IEND", ""));
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string m = error_message<FormatError>([&] { read_image(dir / "liar.png"); });
+  const std::string m = test::error_of<FormatError>([&] { read_image(dir / "liar.png"); });
   CHECK(m.find("liar.png") != std::string::npos);
   CHECK(m.find("'tEXt'") != std::string::npos);
   CHECK(m.find("declares 1828716703 bytes") != std::string::npos);
@@ -921,7 +912,7 @@ TEST_CASE("a PNG chunk longer than the file is refused before decoding", "[unit]
   test::write_file(dir / "liar.exr", std::string("\x76\x2f\x31\x01\x02\x00\x00\x00", 8) +
                                          std::string("comments\0string\0", 16) +
                                          std::string("\x01\x00\x64\x6f", 4) + "abc");
-  const std::string e = error_message<FormatError>([&] { read_image(dir / "liar.exr"); });
+  const std::string e = test::error_of<FormatError>([&] { read_image(dir / "liar.exr"); });
   CHECK(e.find("EXR header attribute 'comments' declares 1868824577 bytes") != std::string::npos);
   CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 2.0);
   // A well-formed PNG still reads.

@@ -12,6 +12,7 @@
 #include "core/tensor_io.h"
 #include "image/unet.h"
 #include "image/vae.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/fixtures.h"
 #include "text/clip_text_model.h"
 
@@ -75,16 +76,6 @@ const ComponentInfo& only_component(const CheckpointInfo& info) {
   return info.components[0];
 }
 
-template <typename E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
 }  // namespace
 
 TEST_CASE("SD 1.5 and SD 2.1 configs build with the published parameter counts",
@@ -128,7 +119,7 @@ TEST_CASE("SD 1.5 and SD 2.1 configs build with the published parameter counts",
 
 TEST_CASE("unsupported UNet configs are ConfigErrors naming the key", "[unit][image]") {
   auto message = [](const json& config) {
-    return error_of<ConfigError>(
+    return test::error_of<ConfigError>(
         [&] { image::UNet2DConditionConfig::from_json(config, "x.json"); });
   };
   json c = tiny_unet_config();
@@ -178,8 +169,9 @@ TEST_CASE("unsupported UNet configs are ConfigErrors naming the key", "[unit][im
 
   json v = tiny_vae_config();
   v["down_block_types"][0] = "AttnDownEncoderBlock2D";
-  CHECK_THAT(error_of<ConfigError>([&] { image::AutoencoderKLConfig::from_json(v, "vae.json"); }),
-             Catch::Contains("down_block_types") && Catch::Contains("not supported yet"));
+  CHECK_THAT(
+      test::error_of<ConfigError>([&] { image::AutoencoderKLConfig::from_json(v, "vae.json"); }),
+      Catch::Contains("down_block_types") && Catch::Contains("not supported yet"));
 }
 
 TEST_CASE("weights that disagree with the config are a WeightsError listing names",
@@ -189,8 +181,8 @@ TEST_CASE("weights that disagree with the config are a WeightsError listing name
   other["layers_per_block"] = {1, 2};  // an extra resnet the weights lack
   other["cross_attention_dim"] = 6;    // to_k/to_v of attn2 change shape
   const fs::path dir = write_component("image_unet_mismatch", other, state_of(*built));
-  const std::string m =
-      error_of<WeightsError>([&] { image::load_unet(only_component(inspect_checkpoint(dir))); });
+  const std::string m = test::error_of<WeightsError>(
+      [&] { image::load_unet(only_component(inspect_checkpoint(dir))); });
   CHECK_THAT(m, Catch::Contains("missing") && Catch::Contains("down_blocks.1.resnets.1") &&
                     Catch::Contains("attn2.to_k.weight") && Catch::Contains("wrong shape"));
 
@@ -198,9 +190,9 @@ TEST_CASE("weights that disagree with the config are a WeightsError listing name
   json vother = tiny_vae_config();
   vother["latent_channels"] = 8;
   const fs::path vdir = write_component("image_vae_mismatch", vother, state_of(*vae));
-  CHECK_THAT(
-      error_of<WeightsError>([&] { image::load_vae(only_component(inspect_checkpoint(vdir))); }),
-      Catch::Contains("quant_conv.weight"));
+  CHECK_THAT(test::error_of<WeightsError>(
+                 [&] { image::load_vae(only_component(inspect_checkpoint(vdir))); }),
+             Catch::Contains("quant_conv.weight"));
 }
 
 TEST_CASE("tiny UNet and VAE round-trip through safetensors", "[unit][image]") {

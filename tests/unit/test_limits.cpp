@@ -22,6 +22,7 @@
 #include "pipeline/json_check.h"
 #include "pipeline/plan.h"
 #include "pipeline/presets.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/process.h"
 #include "tests/support/run_job.h"
@@ -34,19 +35,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <typename E, typename F>
-E caught(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e;
-  }
-  FAIL("no exception of the expected type");
-  throw std::logic_error("unreachable");
-}
-
 ConfigError env_error(const std::string& var, const std::string& value) {
-  return caught<ConfigError>([&] { read_resource_limits({{var, value}}); });
+  return test::caught<ConfigError>([&] { read_resource_limits({{var, value}}); });
 }
 
 PresetLibrary shipped_presets() { return PresetLibrary(test::source_dir() / "presets"); }
@@ -132,7 +122,7 @@ TEST_CASE("limits: bad values are configuration errors naming the variable", "[u
 
 TEST_CASE("limits: messages name the value, the limit, the variable and the file",
           "[unit][limits]") {
-  const UsageError e = caught<UsageError>([] {
+  const UsageError e = test::caught<UsageError>([] {
     check_limit<UsageError>("image_pixels", 400'000'000, 64'000'000,
                             "the image is 20000x20000 =", "photo.png", "downscale it");
   });
@@ -159,7 +149,7 @@ TEST_CASE("limits: the process's limits can be replaced and put back", "[unit][l
     CHECK(resource_limits().prompt_chars == 3);
     CHECK_NOTHROW(check_prompt_chars("abc", "--prompt"));
     CHECK_NOTHROW(check_prompt_chars("\xC3\xA9\xC3\xA9\xC3\xA9", "--prompt"));  // 3 chars, 6 bytes
-    const UsageError e = caught<UsageError>([] { check_prompt_chars("abcd", "--prompt"); });
+    const UsageError e = test::caught<UsageError>([] { check_prompt_chars("abcd", "--prompt"); });
     CHECK(e.where() == "--prompt");
     CHECK_THAT(e.what_failed(), Catch::Contains("4 characters") &&
                                     Catch::Contains("3 characters") &&
@@ -177,7 +167,7 @@ TEST_CASE("limits: job files: size, prompt lengths and work items", "[unit][limi
   SECTION("the job file's size") {
     l.job_file_bytes = static_cast<int64_t>(fs::file_size(job)) - 1;
     ScopedResourceLimits scope(l);
-    const ConfigError e = caught<ConfigError>([&] { load_job(job, presets); });
+    const ConfigError e = test::caught<ConfigError>([&] { load_job(job, presets); });
     CHECK(e.where() == job.string());
     CHECK_THAT(e.what_failed(), Catch::Contains("STUDIO_LIMIT_JOB_FILE_BYTES"));
     l.job_file_bytes += 1;
@@ -188,7 +178,7 @@ TEST_CASE("limits: job files: size, prompt lengths and work items", "[unit][limi
     l.job_items = 7;
     ScopedResourceLimits scope(l);
     const JobSpec spec = load_job(job, presets);
-    const ConfigError e = caught<ConfigError>([&] { make_plan(spec); });
+    const ConfigError e = test::caught<ConfigError>([&] { make_plan(spec); });
     CHECK(e.where() == job.string());
     CHECK_THAT(e.what_failed(), Catch::Contains("8 work items") &&
                                     Catch::Contains("7 work items") &&
@@ -206,7 +196,7 @@ TEST_CASE("limits: job files: size, prompt lengths and work items", "[unit][limi
     CHECK_NOTHROW(load_job(job, presets));  // the defaults take them
     l.prompt_chars = 20;
     ScopedResourceLimits scope(l);
-    const ValidationError e = caught<ValidationError>([&] { load_job(job, presets); });
+    const ValidationError e = test::caught<ValidationError>([&] { load_job(job, presets); });
     std::map<std::string, std::string> by_path;
     for (const auto& p : e.problems()) by_path[p.path] = p.message;
     REQUIRE(by_path.count("/items/1/prompt"));
@@ -297,14 +287,14 @@ TEST_CASE("limits: generation length in the LLaDA sampler, the model's maximum c
   l.gen_tokens = 8;
   ScopedResourceLimits scope(l);
   const std::vector<std::vector<int64_t>> prompt = {{5, 6, 7}};
-  const UsageError e = caught<UsageError>([&] { llada_generate(model, prompt, o); });
+  const UsageError e = test::caught<UsageError>([&] { llada_generate(model, prompt, o); });
   CHECK_THAT(e.what_failed(), Catch::Contains("16 tokens") && Catch::Contains("8 tokens") &&
                                   Catch::Contains("STUDIO_LIMIT_GEN_TOKENS"));
   CHECK(forwards == 0);
   // Under the studio limit but over the model's max_sequence_length: still refused.
   o.gen_length = o.block_length = o.steps = 8;
   const std::vector<std::vector<int64_t>> long_prompt = {std::vector<int64_t>(60, 7)};
-  const UsageError seq = caught<UsageError>([&] { llada_generate(model, long_prompt, o); });
+  const UsageError seq = test::caught<UsageError>([&] { llada_generate(model, long_prompt, o); });
   CHECK_THAT(seq.what_failed(), Catch::Contains("max_sequence_length"));
   CHECK(forwards == 0);
 }
@@ -324,7 +314,7 @@ TEST_CASE("limits: checkpoint memory is checked before the module is built", "[u
   {
     FakeMemory mem(1000);
     CHECK_NOTHROW(check_checkpoint_memory(900, "ckpt"));
-    const WeightsError e = caught<WeightsError>([] { check_checkpoint_memory(901, "ckpt"); });
+    const WeightsError e = test::caught<WeightsError>([] { check_checkpoint_memory(901, "ckpt"); });
     CHECK(e.where() == "ckpt");
     CHECK_THAT(e.what_failed(), Catch::Contains("901 bytes") && Catch::Contains("1000 bytes") &&
                                     Catch::Contains("90%") &&
@@ -345,7 +335,7 @@ TEST_CASE("limits: checkpoint memory is checked before the module is built", "[u
   REQUIRE(info.components.size() == 1);
   {
     FakeMemory mem(64 << 10);
-    const WeightsError e = caught<WeightsError>([&] { load_llada(info.components[0]); });
+    const WeightsError e = test::caught<WeightsError>([&] { load_llada(info.components[0]); });
     CHECK(mem.calls == 1);
     CHECK_THAT(e.where(), Catch::Contains("llada-tiny"));
     CHECK_THAT(e.what_failed(), Catch::Contains("STUDIO_LIMIT_CHECKPOINT_MEMORY_PERCENT") &&

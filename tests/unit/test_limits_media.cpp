@@ -16,6 +16,7 @@
 #include "image/image_io.h"
 #include "image/unet.h"
 #include "mesh/mesh_io.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/process.h"
 #include "video/video_io.h"
 
@@ -23,17 +24,6 @@ using namespace studio;
 namespace fs = std::filesystem;
 
 namespace {
-
-template <typename E, typename F>
-E caught(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e;
-  }
-  FAIL("no exception of the expected type");
-  throw std::logic_error("unreachable");
-}
 
 // The process's limits with one member changed, for a scope.
 ResourceLimits with(int64_t ResourceLimits::*member, int64_t value) {
@@ -57,7 +47,7 @@ TEST_CASE("limits: image pixels from STUDIO_LIMIT_IMAGE_PIXELS", "[unit][limits]
   const int64_t pixels = int64_t{ok.width} * ok.height;
   {
     ScopedResourceLimits scope(with(&ResourceLimits::image_pixels, pixels - 1));
-    const FormatError e = caught<FormatError>([] { image::read_image(photo()); });
+    const FormatError e = test::caught<FormatError>([] { image::read_image(photo()); });
     CHECK(e.where() == photo().string());
     CHECK_THAT(e.what_failed(),
                Catch::Contains(std::to_string(ok.width) + "x" + std::to_string(ok.height)) &&
@@ -88,7 +78,7 @@ TEST_CASE("limits: video frames, seconds and frame size from STUDIO_LIMIT_VIDEO_
           "[unit][limits]") {
   SECTION("frame size") {
     ScopedResourceLimits scope(with(&ResourceLimits::video_side, 480));  // the clip is 854x480
-    const FormatError e = caught<FormatError>([] { video::VideoReader reader(clip()); });
+    const FormatError e = test::caught<FormatError>([] { video::VideoReader reader(clip()); });
     CHECK(e.where() == clip().string());
     CHECK_THAT(e.what_failed(),
                Catch::Contains("854x480") && Catch::Contains("STUDIO_LIMIT_VIDEO_SIDE"));
@@ -102,13 +92,13 @@ TEST_CASE("limits: video frames, seconds and frame size from STUDIO_LIMIT_VIDEO_
     video::Frame f;
     CHECK(reader.read(f));
     CHECK(reader.read(f));
-    const FormatError e = caught<FormatError>([&] { reader.read(f); });
+    const FormatError e = test::caught<FormatError>([&] { reader.read(f); });
     CHECK_THAT(e.what_failed(), Catch::Contains("STUDIO_LIMIT_VIDEO_FRAMES"));
     CHECK(e.where() == clip().string());
   }
   SECTION("seconds") {
     ScopedResourceLimits scope(with(&ResourceLimits::video_seconds, 10));  // the clip is 30 s
-    const UsageError e = caught<UsageError>([] { video::VideoReader reader(clip()); });
+    const UsageError e = test::caught<UsageError>([] { video::VideoReader reader(clip()); });
     CHECK_THAT(e.what_failed(), Catch::Contains("STUDIO_LIMIT_VIDEO_SECONDS"));
     video::ReaderOptions o;
     o.duration_s = 5;
@@ -123,7 +113,7 @@ TEST_CASE("limits: video frames, seconds and frame size from STUDIO_LIMIT_VIDEO_
     std::vector<uint8_t> rgb(16 * 16 * 3, 128);
     writer.write(rgb.data(), 16, 16, 48);
     writer.write(rgb.data(), 16, 16, 48);
-    const UsageError e = caught<UsageError>([&] { writer.write(rgb.data(), 16, 16, 48); });
+    const UsageError e = test::caught<UsageError>([&] { writer.write(rgb.data(), 16, 16, 48); });
     CHECK_THAT(e.what_failed(), Catch::Contains("STUDIO_LIMIT_VIDEO_FRAMES"));
   }
 }
@@ -132,7 +122,7 @@ TEST_CASE("limits: mesh vertices, faces and file size from STUDIO_LIMIT_MESH_*",
   const mesh::Mesh ok = mesh::import_mesh(sphere());
   {
     ScopedResourceLimits scope(with(&ResourceLimits::mesh_vertices, 10));
-    const FormatError e = caught<FormatError>([] { mesh::import_mesh(sphere()); });
+    const FormatError e = test::caught<FormatError>([] { mesh::import_mesh(sphere()); });
     CHECK(e.where() == sphere().string());
     CHECK_THAT(e.what_failed(), Catch::Contains("STUDIO_LIMIT_MESH_VERTICES"));
     mesh::MeshLimits explicit_limits;  // constructed here: takes the process's limit
@@ -171,7 +161,7 @@ TEST_CASE("limits: sd-tiny's weights refused before allocation when memory is sh
   });
   {
     // 90% of exactly what the UNet needs: refused, naming the folder, bytes and variable.
-    const WeightsError e = caught<WeightsError>([&] { image::load_unet(unet); });
+    const WeightsError e = test::caught<WeightsError>([&] { image::load_unet(unet); });
     CHECK(calls == 1);
     CHECK(e.where() == unet.dir.string());
     CHECK_THAT(e.what_failed(), Catch::Contains("needs " + format_bytes(needed)) &&

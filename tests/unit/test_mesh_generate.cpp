@@ -13,6 +13,7 @@
 #include "mesh/gltf_check.h"
 #include "mesh/mesh_generate.h"
 #include "mesh/mesh_io.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/process.h"
 
 using namespace studio;
@@ -39,16 +40,6 @@ pointe::GenerateOptions tiny_options() {
   o.mesh.grid_size = 32;
   o.seed = 0;
   return o;
-}
-
-template <typename E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace
@@ -142,22 +133,22 @@ TEST_CASE("mesh generate: model set layouts and clear errors", "[unit][mesh][poi
   CHECK(pointe::resolve_model_set(set_dir, pointe::ConditioningKind::kVector).base.filename() ==
         "base-textvec");
   // The manifest's base is a text model: an image grid cannot use it.
-  CHECK_THAT(error_of<ConfigError>(
+  CHECK_THAT(test::error_of<ConfigError>(
                  [&] { pointe::resolve_model_set(set_dir, pointe::ConditioningKind::kGrid); }),
              Catch::Contains("CLIPImageGridPointDiffusionTransformer"));
   write_file(set_dir / "pointe.json", R"({"base": "upsample", "upsample": "upsample"})");
-  CHECK_THAT(error_of<ConfigError>(
+  CHECK_THAT(test::error_of<ConfigError>(
                  [&] { pointe::resolve_model_set(set_dir, pointe::ConditioningKind::kVector); }),
              Catch::Contains("'base' is a CLIPImageGridUpsamplePointDiffusionTransformer"));
   fs::remove(set_dir / "pointe.json");
   // Two text-vector bases: ambiguous without a manifest.
   copy_tree_writable(tiny() / "base-textvec", set_dir / "base-textvec-2");
-  CHECK_THAT(error_of<ConfigError>(
+  CHECK_THAT(test::error_of<ConfigError>(
                  [&] { pointe::resolve_model_set(set_dir, pointe::ConditioningKind::kVector); }),
              Catch::Contains("several text-vector base models") && Catch::Contains("pointe.json"));
   // No models at all / not a folder.
   fs::create_directories(dir / "empty");
-  CHECK_THAT(error_of<ConfigError>([&] {
+  CHECK_THAT(test::error_of<ConfigError>([&] {
                pointe::resolve_model_set(dir / "empty", pointe::ConditioningKind::kVector);
              }),
              Catch::Contains("no text-vector base model"));
@@ -174,23 +165,24 @@ TEST_CASE("mesh generate: model set layouts and clear errors", "[unit][mesh][poi
 TEST_CASE("mesh generate: bad embedding files are refused clearly", "[unit][mesh][pointe]") {
   const fs::path dir = temp_dir("mesh_generate_embedding");
   save_npy(dir / "short.npy", torch::randn({10}));
-  CHECK_THAT(error_of<FormatError>([&] { pointe::load_conditioning(dir / "short.npy"); }),
+  CHECK_THAT(test::error_of<FormatError>([&] { pointe::load_conditioning(dir / "short.npy"); }),
              Catch::Contains("neither a CLIP vector [768] nor an image grid [1024, 256]"));
   save_npy(dir / "zero.npy", torch::zeros({768}));
-  CHECK_THAT(error_of<FormatError>([&] { pointe::load_conditioning(dir / "zero.npy"); }),
+  CHECK_THAT(test::error_of<FormatError>([&] { pointe::load_conditioning(dir / "zero.npy"); }),
              Catch::Contains("zero"));
   save_npy(dir / "ints.npy", torch::ones({768}, torch::kLong));
-  CHECK_THAT(error_of<FormatError>([&] { pointe::load_conditioning(dir / "ints.npy"); }),
+  CHECK_THAT(test::error_of<FormatError>([&] { pointe::load_conditioning(dir / "ints.npy"); }),
              Catch::Contains("floating point"));
   write_file(dir / "e.txt", "0.1 0.2");
-  CHECK_THAT(error_of<FormatError>([&] { pointe::load_conditioning(dir / "e.txt"); }),
+  CHECK_THAT(test::error_of<FormatError>([&] { pointe::load_conditioning(dir / "e.txt"); }),
              Catch::Contains(".npy or .safetensors"));
   write_file(dir / "cut.npy", "\x93NUMPY garbage");
   CHECK_THROWS_AS(pointe::load_conditioning(dir / "cut.npy"), Error);
   save_safetensors(dir / "two.safetensors",
                    {{"a", torch::randn({768})}, {"b", torch::randn({768})}});
-  CHECK_THAT(error_of<FormatError>([&] { pointe::load_conditioning(dir / "two.safetensors"); }),
-             Catch::Contains("exactly one"));
+  CHECK_THAT(
+      test::error_of<FormatError>([&] { pointe::load_conditioning(dir / "two.safetensors"); }),
+      Catch::Contains("exactly one"));
   CHECK_THROWS_AS(pointe::load_conditioning(dir / "absent.npy"), IoError);
 }
 

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "mesh/gltf_check.h"
 #include "mesh/mesh_io.h"
+#include "tests/support/expect_error.h"
 
 using namespace studio::test;
 namespace fs = std::filesystem;
@@ -294,4 +295,51 @@ TEST_CASE("a PLY header without end_header is refused", "[unit][mesh]") {
   CHECK_THAT(message, Catch::Contains("open.ply") && Catch::Contains("end_header"));
   write_file(dir / "closed.ply", header + "end_header\n" + body);
   CHECK(sm::import_mesh(dir / "closed.ply").triangle_count() == 1);
+}
+
+// Found by tests/fuzz/fuzz_mesh_import: Assimp's COLLADA reader appends zeros forever at a
+// character that starts no number in an index list (a 796-byte file grew to 12 GB), and reserves
+// whatever count="N" says. Both are refused before Assimp reads the file; the same triangle with a
+// clean index list and honest counts imports.
+TEST_CASE("COLLADA index lists with stray characters and impossible counts are refused",
+          "[unit][mesh]") {
+  const auto dir = temp_dir("mesh_collada_checks");
+  const auto dae = [](const std::string& float_count, const std::string& indices) {
+    return R"(<?xml version="1.0"?><COLLADA xmlns="http://www.collada.org/2005/11/COLLADASchema" )"
+           R"(version="1.4.1"><library_geometries><geometry id="g"><mesh><source id="p">)"
+           R"(<float_array id="pa" count=")" +
+           float_count +
+           R"(">0 0 0 1 0 0 0 1 0</float_array><technique_common><accessor source="#pa" )"
+           R"(count="3" stride="3"><param name="X" type="float"/><param name="Y" type="float"/>)"
+           R"(<param name="Z" type="float"/></accessor></technique_common></source>)"
+           R"(<vertices id="v"><input semantic="POSITION" source="#p"/></vertices>)"
+           R"(<triangles count="1"><input semantic="VERTEX" source="#v" offset="0"/><p>)" +
+           indices +
+           R"(</p></triangles></mesh></geometry></library_geometries><library_visual_scenes>)"
+           R"(<visual_scene id="s"><node><instance_geometry url="#g"/></node></visual_scene>)"
+           R"(</library_visual_scenes><scene><instance_visual_scene url="#s"/></scene></COLLADA>)";
+  };
+  write_file(dir / "good.dae", dae("9", "0 1 2"));
+  CHECK(sm::import_mesh(dir / "good.dae").triangle_count() == 1);
+
+  write_file(dir / "stray.dae", dae("9", "0 )1 2"));
+  const auto stray =
+      studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(dir / "stray.dae"); });
+  CHECK_THAT(stray, Catch::Contains("stray.dae") && Catch::Contains("<p>") &&
+                        Catch::Contains("')'") && Catch::Contains("re-export"));
+
+  write_file(dir / "count.dae", dae("4000000000", "0 1 2"));
+  const auto count =
+      studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(dir / "count.dae"); });
+  CHECK_THAT(count, Catch::Contains("count.dae") && Catch::Contains("count=\"4000000000\""));
+
+  write_file(dir / "negative.dae", dae("-1", "0 1 2"));
+  CHECK_THAT(
+      studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(dir / "negative.dae"); }),
+      Catch::Contains("count=\"-1\""));
+
+  write_file(dir / "zipped.zae", "PK");
+  CHECK_THAT(
+      studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(dir / "zipped.zae"); }),
+      Catch::Contains("unzip"));
 }

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/random.h"
 #include "core/scheduler.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/fixtures.h"
 
 namespace {
@@ -90,19 +91,6 @@ void check_close(const at::Tensor& a, const at::Tensor& expected, double rel,
   CHECK(diff <= tol);
 }
 
-template <class E, class F>
-std::string error_text(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("unexpected exception type: " << e.what());
-  }
-  FAIL("no exception thrown");
-  return {};
-}
-
 std::vector<double> as_doubles(std::initializer_list<double> v) { return std::vector<double>(v); }
 
 const std::vector<std::string> kClasses = {"DDIMScheduler",
@@ -120,61 +108,71 @@ TEST_CASE("unsupported config values are ConfigErrors naming origin, key and acc
           "[unit][scheduler]") {
   for (const auto& cls : kClasses) {
     INFO(cls);
-    auto msg = error_text<studio::ConfigError>([&] { make(cls, {{"beta_schedule", "foo"}}); });
+    auto msg = studio::test::error_of<studio::ConfigError>([&] {
+      make(cls, {{"beta_schedule", "foo"}});
+    });
     CHECK_THAT(msg, Catch::Contains(kOrigin));
     CHECK_THAT(msg, Catch::Contains("beta_schedule"));
     CHECK_THAT(msg, Catch::Contains("\"foo\""));
     CHECK_THAT(msg, Catch::Contains("scaled_linear"));
     CHECK_THAT(msg, Catch::Contains("squaredcos_cap_v2"));
 
-    msg = error_text<studio::ConfigError>([&] { make(cls, {{"prediction_type", "x"}}); });
+    msg = studio::test::error_of<studio::ConfigError>([&] {
+      make(cls, {{"prediction_type", "x"}});
+    });
     CHECK_THAT(msg, Catch::Contains(kOrigin));
     CHECK_THAT(msg, Catch::Contains("prediction_type"));
     CHECK_THAT(msg, Catch::Contains("v_prediction"));
 
-    msg = error_text<studio::ConfigError>([&] { make(cls, {{"timestep_spacing", "sparse"}}); });
+    msg = studio::test::error_of<studio::ConfigError>([&] {
+      make(cls, {{"timestep_spacing", "sparse"}});
+    });
     CHECK_THAT(msg, Catch::Contains("timestep_spacing"));
     CHECK_THAT(msg, Catch::Contains("leading"));
 
-    msg = error_text<studio::ConfigError>([&] { make(cls, {{"num_train_timesteps", "1000"}}); });
+    msg = studio::test::error_of<studio::ConfigError>([&] {
+      make(cls, {{"num_train_timesteps", "1000"}});
+    });
     CHECK_THAT(msg, Catch::Contains("num_train_timesteps"));
     CHECK_THAT(msg, Catch::Contains(kOrigin));
 
-    msg = error_text<studio::ConfigError>([&] { make(cls, {{"rescale_betas_zero_snr", "yes"}}); });
+    msg = studio::test::error_of<studio::ConfigError>([&] {
+      make(cls, {{"rescale_betas_zero_snr", "yes"}});
+    });
     CHECK_THAT(msg, Catch::Contains("rescale_betas_zero_snr"));
 
-    msg = error_text<studio::ConfigError>([&] {
+    msg = studio::test::error_of<studio::ConfigError>([&] {
       make(cls, {{"trained_betas", json::array({0.1, 0.2})}});
     });
     CHECK_THAT(msg, Catch::Contains("trained_betas"));
   }
   // Per-class restrictions.
-  auto msg = error_text<studio::ConfigError>([] {
+  auto msg = studio::test::error_of<studio::ConfigError>([] {
     make("DDIMInverseScheduler", {{"timestep_spacing", "linspace"}});
   });
   CHECK_THAT(msg, Catch::Contains("timestep_spacing"));
-  msg = error_text<studio::ConfigError>([] {
+  msg = studio::test::error_of<studio::ConfigError>([] {
     make("EulerDiscreteScheduler", {{"interpolation_type", "log_linear"}});
   });
   CHECK_THAT(msg, Catch::Contains("interpolation_type"));
-  msg = error_text<studio::ConfigError>([] {
+  msg = studio::test::error_of<studio::ConfigError>([] {
     make("EulerAncestralDiscreteScheduler", {{"prediction_type", "sample"}});
   });
   CHECK_THAT(msg, Catch::Contains("prediction_type"));
-  msg = error_text<studio::ConfigError>([] {
+  msg = studio::test::error_of<studio::ConfigError>([] {
     make("DDPMScheduler", {{"variance_type", "fixed_large_log"}});
   });
   CHECK_THAT(msg, Catch::Contains("variance_type"));
-  msg = error_text<studio::ConfigError>([] {
+  msg = studio::test::error_of<studio::ConfigError>([] {
     make("DPMSolverMultistepScheduler", {{"algorithm_type", "dpmsolver"}});
   });
   CHECK_THAT(msg, Catch::Contains("final_sigmas_type"));
   CHECK_THAT(msg, Catch::Contains("sigma_min"));
-  msg = error_text<studio::ConfigError>([] {
+  msg = studio::test::error_of<studio::ConfigError>([] {
     make("DPMSolverMultistepScheduler", {{"solver_order", 4}});
   });
   CHECK_THAT(msg, Catch::Contains("solver_order"));
-  msg = error_text<studio::ConfigError>([] {
+  msg = studio::test::error_of<studio::ConfigError>([] {
     make("DPMSolverMultistepScheduler", {{"solver_type", "rk4"}});
   });
   CHECK_THAT(msg, Catch::Contains("midpoint"));
@@ -188,13 +186,14 @@ TEST_CASE("unsupported config values are ConfigErrors naming origin, key and acc
 TEST_CASE("class selection: _class_name, names and aliases", "[unit][scheduler]") {
   json cfg = sd_config();
   cfg["_class_name"] = "PNDMScheduler";
-  auto msg = error_text<studio::ConfigError>([&] { studio::make_scheduler(cfg, kOrigin); });
+  auto msg =
+      studio::test::error_of<studio::ConfigError>([&] { studio::make_scheduler(cfg, kOrigin); });
   CHECK_THAT(msg, Catch::Contains("PNDMScheduler"));
   CHECK_THAT(msg, Catch::Contains("_class_name"));
   CHECK_THAT(msg, Catch::Contains("EulerDiscreteScheduler"));
   cfg.erase("_class_name");
   CHECK_THROWS_AS(studio::make_scheduler(cfg, kOrigin), studio::ConfigError);
-  msg = error_text<studio::ConfigError>([] { make("heun"); });
+  msg = studio::test::error_of<studio::ConfigError>([] { make("heun"); });
   CHECK_THAT(msg, Catch::Contains("dpmpp_2m_karras"));
   CHECK_THROWS_AS(studio::make_scheduler(json::array(), kOrigin), studio::ConfigError);
 
