@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <assimp/Importer.hpp>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -558,8 +559,9 @@ void check_off(const fs::path& path) {
   }
   auto to_long = [&](const std::string& s, int line, const char* what) {
     char* end = nullptr;
+    errno = 0;
     long v = std::strtol(s.c_str(), &end, 10);
-    if (end == s.c_str() || *end != '\0' || v < 0) {
+    if (end == s.c_str() || *end != '\0' || v < 0 || errno == ERANGE) {
       throw FormatError("line " + std::to_string(line) + ": " + what + " '" + s +
                             "' is not a non-negative integer",
                         where, hint);
@@ -578,7 +580,8 @@ void check_off(const fs::path& path) {
                           std::to_string(nf) + " faces",
                       where, hint);
   }
-  if (static_cast<long>(lines.size() - li) < nv + nf) {
+  const long data_lines = static_cast<long>(lines.size() - li);
+  if (nv > data_lines || nf > data_lines - nv) {  // (nv + nf could overflow)
     throw FormatError("the header (line " + std::to_string(header_line) + ") declares " +
                           std::to_string(nv) + " vertices and " + std::to_string(nf) +
                           " faces, but only " + std::to_string(lines.size() - li) +
@@ -610,7 +613,7 @@ void check_off(const fs::path& path) {
                             std::to_string(n) + " vertex index(es); a face needs at least 3",
                         where, hint);
     }
-    if (static_cast<long>(tok.size()) < n + 1) {
+    if (static_cast<long>(tok.size()) - 1 < n) {
       throw FormatError("line " + std::to_string(line) + ": face " + std::to_string(f) +
                             " declares " + std::to_string(n) + " vertex indices but lists " +
                             std::to_string(tok.size() - 1),

@@ -343,3 +343,22 @@ TEST_CASE("COLLADA index lists with stray characters and impossible counts are r
       studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(dir / "zipped.zae"); }),
       Catch::Contains("unzip"));
 }
+
+// Found by tests/fuzz/fuzz_mesh_import (UBSan): an OFF header whose vertex count is past LONG_MAX
+// overflowed the check that compares the counts with the lines that follow.
+TEST_CASE("OFF counts too large for a long are refused without overflow", "[unit][mesh]") {
+  const auto dir = temp_dir("mesh_off_huge_counts");
+  const std::string body = "0 0 0\n1 0 0\n1 1 0\n0 1 0\n3 0 1 2\n3 0 2 3\n";
+  write_file(dir / "huge.off", "OFF\n" + std::string(120, '5') + " 2 0\n" + body);
+  CHECK_THAT(
+      studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(dir / "huge.off"); }),
+      Catch::Contains("huge.off") && Catch::Contains("vertex count"));
+  write_file(dir / "max.off", "OFF\n9223372036854775807 2 0\n" + body);
+  CHECK_THAT(studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(dir / "max.off"); }),
+             Catch::Contains("max.off") && Catch::Contains("data lines follow"));
+  write_file(dir / "face.off",
+             "OFF\n4 1 0\n0 0 0\n1 0 0\n1 1 0\n0 1 0\n9223372036854775807 0 1 2\n");
+  CHECK_THAT(
+      studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(dir / "face.off"); }),
+      Catch::Contains("face.off") && Catch::Contains("declares 9223372036854775807"));
+}
