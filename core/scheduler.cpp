@@ -580,7 +580,7 @@ std::unique_ptr<Scheduler> load_scheduler_config(
   nlohmann::json config;
   try {
     config = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // also out_of_range (a number too large)
     throw FormatError(std::string("invalid JSON: ") + e.what(), path.string(),
                       "fix the file or re-export it from diffusers");
   }

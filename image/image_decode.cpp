@@ -9,9 +9,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
+#include <utility>
 
 #include "core/error.h"
 #include "core/limits.h"
@@ -141,6 +144,31 @@ void check_png_chunks(const fs::path& path) {
 // OpenEXR allocates an attribute's declared size while reading the header (1.9 GB for a 217-byte
 // file whose string attribute says so; found by tests/fuzz/fuzz_image_import): an attribute that
 // claims more bytes than the file has left is refused here, before OpenImageIO opens the file.
+// OpenEXR does not always read the declared size: a channel list is read up to its empty name and
+// a fixed-size type (box2i, float, ...) reads its own size, so a header whose sizes disagree with
+// the contents is read by OpenEXR from another offset than ours, where a string's length can be
+// any 4 bytes (found by the fuzzer too). Such a header is refused, so both framings agree.
+
+// The bytes OpenEXR reads for a fixed-size attribute type, whatever the header declares; 0 for
+// the types whose size comes from the header.
+uint64_t exr_fixed_size(const std::string& type) {
+  // clang-format off
+  static const std::pair<const char*, uint64_t> kSizes[] = {
+      {"box2i", 16}, {"box2f", 16}, {"v2i", 8}, {"v2f", 8}, {"v2d", 16}, {"v3i", 12},
+      {"v3f", 12}, {"v3d", 24}, {"int", 4}, {"float", 4}, {"double", 8}, {"compression", 1},
+      {"lineOrder", 1}, {"envmap", 1}, {"deepImageState", 1}, {"chromaticities", 32},
+      {"keycode", 28}, {"timecode", 8}, {"rational", 8}, {"m33f", 36}, {"m33d", 72},
+      {"m44f", 64}, {"m44d", 128}, {"tiledesc", 9}};
+  // clang-format on
+  for (const auto& [name, bytes] : kSizes)
+    if (type == name) return bytes;
+  return 0;
+}
+
+uint32_t le32(const unsigned char* b) {
+  return uint32_t{b[0]} | (uint32_t{b[1]} << 8) | (uint32_t{b[2]} << 16) | (uint32_t{b[3]} << 24);
+}
+
 void check_exr_header(const fs::path& path) {
   std::ifstream f(path, std::ios::binary);
   unsigned char h[8];
@@ -161,6 +189,9 @@ void check_exr_header(const fs::path& path) {
     }
     return false;
   };
+  auto refuse = [&](const std::string& what) {
+    throw FormatError("the EXR header attribute " + what, path.string(), kBadImageHint);
+  };
   for (;;) {  // headers (several for a multi-part file, ended by an empty one)
     int attributes = 0;
     std::string name, type;
@@ -168,21 +199,81 @@ void check_exr_header(const fs::path& path) {
       if (!read_name(name)) return;  // malformed: left to OpenEXR
       if (name.empty()) break;
       if (!read_name(type)) return;
-      unsigned char b[4];
+      unsigned char b[8];
       if (!f.read(reinterpret_cast<char*>(b), 4)) return;
-      const int32_t len = static_cast<int32_t>(uint32_t{b[0]} | (uint32_t{b[1]} << 8) |
-                                               (uint32_t{b[2]} << 16) | (uint32_t{b[3]} << 24));
+      const auto len = static_cast<int32_t>(le32(b));
       const auto pos = static_cast<uint64_t>(f.tellg());
       if (len < 0 || pos + static_cast<uint64_t>(len) > size) {
-        throw FormatError("the EXR header attribute '" + name + "' declares " +
-                              std::to_string(len) + " bytes, more than the " +
-                              std::to_string(size - std::min(pos, size)) + " left in the file",
-                          path.string(), kBadImageHint);
+        refuse("'" + name + "' declares " + std::to_string(len) + " bytes, more than the " +
+               std::to_string(size - std::min(pos, size)) + " left in the file");
       }
-      f.seekg(len, std::ios::cur);
+      const auto declared = static_cast<uint64_t>(len);
+      const auto says = [&](uint64_t takes) {
+        return "'" + name + "' (" + type + ") declares " + std::to_string(declared) +
+               " bytes but its contents take " + std::to_string(takes);
+      };
+      if (const uint64_t fixed = exr_fixed_size(type); fixed != 0) {
+        if (declared != fixed) refuse(says(fixed));
+      } else if (type == "chlist") {  // entries: name, 16 bytes; an empty name ends the list
+        std::string channel;
+        for (;;) {
+          if (!read_name(channel)) return;
+          if (channel.empty()) break;
+          if (!f.seekg(16, std::ios::cur)) return;
+        }
+        const auto end = static_cast<uint64_t>(f.tellg());
+        if (end != pos + declared) refuse(says(end - pos));
+      } else if (type == "preview") {  // width, height, then 4 bytes per pixel
+        if (declared < 8) refuse(says(8));
+        if (!f.read(reinterpret_cast<char*>(b), 8)) return;
+        const uint64_t pixels = uint64_t{le32(b)} * uint64_t{le32(b + 4)};  // < 2^64
+        if (pixels != (declared - 8) / 4 || (declared - 8) % 4 != 0) {
+          refuse("'" + name + "' (preview) declares " + std::to_string(declared) + " bytes but a " +
+                 std::to_string(le32(b)) + "x" + std::to_string(le32(b + 4)) +
+                 " preview takes 8 + 4 per pixel");
+        }
+      } else if (type == "stringvector") {  // (length, bytes) pairs filling the attribute
+        uint64_t at = 0;
+        while (at < declared) {
+          if (declared - at < 4 || !f.read(reinterpret_cast<char*>(b), 4)) refuse(says(at + 4));
+          const auto n = static_cast<int32_t>(le32(b));
+          at += 4;
+          if (n < 0 || static_cast<uint64_t>(n) > declared - at) {
+            refuse("'" + name + "' (stringvector) holds a string of " + std::to_string(n) +
+                   " bytes, more than the " + std::to_string(declared - at) + " left in it");
+          }
+          at += static_cast<uint64_t>(n);
+          f.seekg(n, std::ios::cur);
+        }
+      }
+      f.clear();
+      f.seekg(static_cast<std::streamoff>(pos + declared), std::ios::beg);
       ++attributes;
     }
     if (!multipart || attributes == 0) return;
+  }
+}
+
+// OpenImageIO's GIF reader decodes the first frame as it opens the file, into a canvas the size of
+// the logical screen whose byte count overflows an int past 2^31: a 110-byte GIF declaring
+// 65531x65531 ended the process with a std::length_error thrown where nothing can catch it (found
+// by tests/fuzz/fuzz_image_import). The screen is checked against the pixel limit before
+// OpenImageIO opens the file, and against what its reader can hold whatever the limit.
+void check_gif_screen(const fs::path& path, const ImageReadOptions& opt) {
+  const std::string h = read_head(path, 10);
+  if (h.size() < 10 || h.compare(0, 3, "GIF") != 0) return;
+  const auto u16 = [&](size_t at) {
+    return int64_t{static_cast<unsigned char>(h[at])} |
+           (int64_t{static_cast<unsigned char>(h[at + 1])} << 8);
+  };
+  const int64_t width = u16(6), height = u16(8);
+  if (width == 0 || height == 0) return;  // no screen size: left to the reader
+  check_pixel_limit(width, height, opt, path.string());
+  if (width * height * 4 > std::numeric_limits<int32_t>::max()) {
+    throw FormatError("the GIF's logical screen is " + std::to_string(width) + "x" +
+                          std::to_string(height) +
+                          ", more than OpenImageIO's GIF reader can hold (2^31 bytes of RGBA)",
+                      path.string(), "convert the image to PNG or TIFF first");
   }
 }
 
@@ -361,6 +452,7 @@ DecodedImage decode_image(const fs::path& path, const ImageReadOptions& options)
   check_readable(path);
   check_png_chunks(path);
   check_exr_header(path);
+  check_gif_screen(path, options);
   const std::string where = path.string();
   DecodedImage raw;
   ImageMetadata md;
@@ -381,6 +473,7 @@ ImageMetadata read_image_metadata(const fs::path& path) {
   check_readable(path);
   check_png_chunks(path);
   check_exr_header(path);
+  check_gif_screen(path, ImageReadOptions{});
   const std::string where = path.string();
   ImageMetadata md;
   if (is_webp(read_head(path, 16))) {

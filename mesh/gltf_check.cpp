@@ -1,10 +1,12 @@
 // Structural GLB checks: see gltf_check.h.
 #include "mesh/gltf_check.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -19,7 +21,7 @@ uint32_t u32_at(const std::string& b, size_t off) {
   return v;
 }
 
-int component_size(int type) {
+int component_size(int64_t type) {
   switch (type) {
     case 5120:
     case 5121:
@@ -46,7 +48,7 @@ int type_components(const std::string& t) {
   return 0;
 }
 
-double read_component(const char* p, int type) {
+double read_component(const char* p, int64_t type) {
   switch (type) {
     case 5120:
       return *reinterpret_cast<const int8_t*>(p);
@@ -114,6 +116,38 @@ struct Checker {
 
   void add(std::string p) {
     if (problems.size() < 100) problems.push_back(std::move(p));
+  }
+
+  // o[key] as an integer: `def` when absent, kNotInteger when present but not an integer within
+  // int64 (1e300, "12", ...). nlohmann's value<int>() casts a float out of range (undefined
+  // behaviour: a componentType of 8.9e127, found by the fuzzer) and throws for a string.
+  static constexpr int64_t kNotInteger = std::numeric_limits<int64_t>::min();
+  static int64_t integer(const json& o, const char* key, int64_t def) {
+    if (!o.is_object()) return kNotInteger;
+    const auto it = o.find(key);
+    if (it == o.end()) return def;
+    if (it->is_number_unsigned()) {
+      const auto u = it->get<uint64_t>();
+      return u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+                 ? kNotInteger
+                 : static_cast<int64_t>(u);
+    }
+    return it->is_number_integer() ? it->get<int64_t>() : kNotInteger;
+  }
+  // o[key] when it is a string, else "".
+  static std::string text(const json& o, const char* key) {
+    if (!o.is_object()) return {};
+    const auto it = o.find(key);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  }
+  // off + (count - 1) * stride + elem, the bytes an accessor spans; int64 max when that overflows
+  // (a count of 9e18 is an integer like any other).
+  static int64_t span(int64_t off, int64_t count, int64_t stride, int64_t elem) {
+    int64_t r;
+    if (__builtin_mul_overflow(count - 1, stride, &r) || __builtin_add_overflow(r, off, &r) ||
+        __builtin_add_overflow(r, elem, &r))
+      return std::numeric_limits<int64_t>::max();
+    return r;
   }
 
   bool is_index(const json& v, const char* array) const {
@@ -215,15 +249,15 @@ struct Checker {
         add(w + ": byteLength missing or not a positive integer");
         continue;
       }
-      int64_t off = v.value("byteOffset", json(0)).is_number_integer()
-                        ? v.value("byteOffset", int64_t{0})
-                        : -1;
-      int64_t len = v["byteLength"].get<int64_t>();
+      const int64_t off = integer(v, "byteOffset", 0);
+      const int64_t len = v["byteLength"].get<int64_t>();
       if (off < 0) add(w + ": byteOffset is negative or not an integer");
-      int64_t blen = buffer_len[v["buffer"].get<size_t>()];
-      if (blen >= 0 && off >= 0 && off + len > blen) {
-        add(w + ": byteOffset + byteLength (" + std::to_string(off + len) + ") exceeds buffers[" +
-            std::to_string(v["buffer"].get<int>()) + "].byteLength (" + std::to_string(blen) + ")");
+      const auto bi = v["buffer"].get<size_t>();
+      const int64_t blen = bi < buffer_len.size() ? buffer_len[bi] : -1;
+      if (blen >= 0 && off >= 0 && (off > blen || len > blen - off)) {
+        add(w + ": byteOffset + byteLength (" + std::to_string(off) + " + " + std::to_string(len) +
+            ") exceeds buffers[" + std::to_string(bi) + "].byteLength (" + std::to_string(blen) +
+            ")");
       }
       if (v.contains("byteStride")) {
         const json& s = v["byteStride"];
@@ -233,7 +267,7 @@ struct Checker {
         }
       }
       if (v.contains("target")) {
-        int t = v["target"].is_number_integer() ? v["target"].get<int>() : 0;
+        const int64_t t = integer(v, "target", 0);
         if (t != 34962 && t != 34963) add(w + ": target " + v["target"].dump() + " is invalid");
       }
     }
@@ -244,20 +278,23 @@ struct Checker {
     const json& a = j["accessors"][i];
     if (!a.contains("bufferView") || !is_index(a["bufferView"], "bufferViews")) return {};
     const json& v = j["bufferViews"][a["bufferView"].get<size_t>()];
-    const int64_t buffer = v.value("buffer", int64_t{-1});
+    const int64_t buffer = integer(v, "buffer", -1);
     if (buffer < 0 || buffer >= static_cast<int64_t>(have.size()) || !have[buffer]) return {};
     const std::string& bytes = data[buffer];
-    int ct = a.value("componentType", 0);
-    int nc = type_components(a.value("type", std::string()));
-    int64_t count = a.value("count", int64_t{0});
-    int cs = component_size(ct);
+    const int64_t ct = integer(a, "componentType", 0);
+    const int nc = type_components(text(a, "type"));
+    const int64_t count = integer(a, "count", 0);
+    const int cs = component_size(ct);
     if (!cs || !nc || count < 1) return {};
-    int64_t elem = int64_t{cs} * nc;
-    int64_t stride = v.value("byteStride", elem);
-    int64_t base = v.value("byteOffset", int64_t{0}) + a.value("byteOffset", int64_t{0});
-    if (base < 0 || base + (count - 1) * stride + elem > static_cast<int64_t>(bytes.size())) {
+    const int64_t elem = int64_t{cs} * nc;
+    const int64_t stride = integer(v, "byteStride", elem);
+    const int64_t voff = integer(v, "byteOffset", 0), aoff = integer(a, "byteOffset", 0);
+    if (stride < elem || voff < 0 || aoff < 0 ||
+        span(voff, 1, 0, aoff) > static_cast<int64_t>(bytes.size()) ||
+        span(voff + aoff, count, stride, elem) > static_cast<int64_t>(bytes.size())) {
       return {};
     }
+    const int64_t base = voff + aoff;
     std::vector<double> out(size_t(count) * nc);
     for (int64_t e = 0; e < count; ++e) {
       for (int c = 0; c < nc; ++c) {
@@ -275,15 +312,15 @@ struct Checker {
       const json& a = j["accessors"][i];
       std::string w = "accessors[" + std::to_string(i) + "]";
       accessor_count.push_back(-1);
-      int ct = a.value("componentType", 0);
-      int cs = component_size(ct);
+      const int64_t ct = integer(a, "componentType", 0);
+      const int cs = component_size(ct);
       if (!cs) {
         add(w + ": componentType " +
             (a.contains("componentType") ? a["componentType"].dump() : "missing") +
             " is not one of 5120, 5121, 5122, 5123, 5125, 5126");
         continue;
       }
-      std::string type = a.value("type", std::string());
+      const std::string type = text(a, "type");
       int nc = type_components(type);
       if (!nc) {
         add(w + ": type '" + type + "' is not SCALAR, VEC2-4 or MAT2-4");
@@ -296,8 +333,11 @@ struct Checker {
       }
       int64_t count = a["count"].get<int64_t>();
       accessor_count.back() = count;
-      int64_t aoff = a.value("byteOffset", int64_t{0});
-      if (aoff < 0) add(w + ": byteOffset is negative");
+      const int64_t aoff = integer(a, "byteOffset", 0);
+      if (aoff < 0) {
+        add(w + ": byteOffset is negative or not an integer");
+        continue;
+      }
       if (aoff % cs) {
         add(w + ": byteOffset " + std::to_string(aoff) +
             " is not a multiple of the component size " + std::to_string(cs));
@@ -310,27 +350,34 @@ struct Checker {
       }
       const json& v = j["bufferViews"][a["bufferView"].get<size_t>()];
       int64_t elem = int64_t{cs} * nc;
-      int64_t stride = v.value("byteStride", elem);
+      const int64_t stride = integer(v, "byteStride", elem);
+      const int64_t vlen = integer(v, "byteLength", 0), voff = integer(v, "byteOffset", 0);
+      if (stride == kNotInteger || vlen == kNotInteger || voff == kNotInteger) continue;  // above
       if (stride < elem) {
         add(w + ": bufferView byteStride " + std::to_string(stride) +
             " is smaller than the element size " + std::to_string(elem));
       }
-      int64_t vlen = v.value("byteLength", int64_t{0});
-      int64_t need = aoff + (count - 1) * stride + elem;
+      const int64_t need = span(aoff, count, stride, elem);
       if (need > vlen) {
-        add(w + ": byteOffset + count * stride (" + std::to_string(need) + " bytes for count " +
+        const std::string bytes = need == std::numeric_limits<int64_t>::max()
+                                      ? std::string("more than 2^63")
+                                      : std::to_string(need);
+        add(w + ": byteOffset + count * stride (" + bytes + " bytes for count " +
             std::to_string(count) + ") exceeds bufferViews[" +
             std::to_string(a["bufferView"].get<int>()) + "].byteLength (" + std::to_string(vlen) +
             ")");
         continue;
       }
-      if ((v.value("byteOffset", int64_t{0}) + aoff) % cs) {
+      if ((voff + aoff) % cs) {
         add(w + ": data is not aligned to its component size " + std::to_string(cs));
       }
       if (a.contains("min") != a.contains("max")) add(w + ": has only one of min / max");
       if (a.contains("min") && a.contains("max") && options.strict) {
-        if (!a["min"].is_array() || !a["max"].is_array() || a["min"].size() != size_t(nc) ||
-            a["max"].size() != size_t(nc)) {
+        const auto numbers = [&](const json& v) {
+          return v.is_array() && v.size() == size_t(nc) &&
+                 std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_number(); });
+        };
+        if (!numbers(a["min"]) || !numbers(a["max"])) {
           add(w + ": min/max must be arrays of " + std::to_string(nc) + " numbers");
         } else {
           auto vals = accessor_values(i);
@@ -393,7 +440,7 @@ struct Checker {
           }
           if (it.key() == "POSITION") {
             const json& a = j["accessors"][ai];
-            if (a.value("type", std::string()) != "VEC3" || a.value("componentType", 0) != 5126) {
+            if (text(a, "type") != "VEC3" || integer(a, "componentType", 0) != 5126) {
               add(w + ": POSITION accessor is not a float VEC3");
             }
             if (options.strict && (!a.contains("min") || !a.contains("max"))) {
@@ -408,13 +455,12 @@ struct Checker {
           }
           size_t ai = p["indices"].get<size_t>();
           const json& a = j["accessors"][ai];
-          int ct = a.value("componentType", 0);
-          if (a.value("type", std::string()) != "SCALAR" ||
-              (ct != 5121 && ct != 5123 && ct != 5125)) {
+          const int64_t ct = integer(a, "componentType", 0);
+          if (text(a, "type") != "SCALAR" || (ct != 5121 && ct != 5123 && ct != 5125)) {
             add(w + ": indices accessor must be an unsigned SCALAR (5121, 5123 or 5125)");
             continue;
           }
-          int mode = p.value("mode", 4);
+          const int64_t mode = integer(p, "mode", 4);
           int64_t ic = ai < accessor_count.size() ? accessor_count[ai] : -1;
           if (mode == 4 && ic > 0 && ic % 3) {
             add(w + ": " + std::to_string(ic) + " indices for triangles, not a multiple of 3");
@@ -551,7 +597,7 @@ std::vector<std::string> check_glb(const std::string& b, const GltfCheckOptions&
   }
   try {
     c.j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number too large
     c.add(std::string("JSON chunk does not parse: ") + e.what());
     return c.problems;
   }
@@ -567,7 +613,7 @@ std::vector<std::string> check_gltf(const std::string& json_text,
   c.base_dir = base_dir;
   try {
     c.j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number too large
     c.add(std::string("JSON does not parse: ") + e.what());
     return c.problems;
   }
@@ -581,15 +627,22 @@ std::vector<std::string> check_document(Checker& c) {
     return c.problems;
   }
   if (!c.j.contains("asset") || !c.j["asset"].is_object() ||
-      c.j["asset"].value("version", std::string()) != "2.0") {
+      Checker::text(c.j["asset"], "version") != "2.0") {
     c.add("asset.version is missing or not \"2.0\"");
   }
-  c.check_buffers();
-  if (c.j.contains("bufferViews") && !c.j.contains("buffers")) c.add("bufferViews without buffers");
-  c.check_views();
-  c.check_accessors();
-  c.check_meshes();
-  c.check_references();
+  // The checks test each value's type before reading it; a JSON type they did not foresee is still
+  // a problem of the file, not an error of studio.
+  try {
+    c.check_buffers();
+    if (c.j.contains("bufferViews") && !c.j.contains("buffers"))
+      c.add("bufferViews without buffers");
+    c.check_views();
+    c.check_accessors();
+    c.check_meshes();
+    c.check_references();
+  } catch (const json::exception& e) {
+    c.add(std::string("a value has an unexpected JSON type: ") + e.what());
+  }
   return c.problems;
 }
 }  // namespace

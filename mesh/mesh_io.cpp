@@ -436,22 +436,173 @@ void check_raw_scene(const aiScene* scene, const std::string& where, const MeshL
 
 // Assimp's OFF reader accepts malformed files and invents geometry from them: check the counts and
 // every face against the header first.
-// Assimp 5's PLY reader loops forever on a header that never ends (no end_header line; found by
-// tests/fuzz/fuzz_mesh_import): refuse such a file before Assimp sees it.
-void check_ply_header(const fs::path& path) {
-  const std::string text = read_file_bytes(path);
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::size_t b = start, e = end;
-    while (b < e && std::isspace(static_cast<unsigned char>(text[b]))) ++b;
-    while (e > b && std::isspace(static_cast<unsigned char>(text[e - 1]))) --e;
-    if (text.compare(b, e - b, "end_header") == 0) return;
-    start = end + 1;
+// Assimp 5's PLY reader trusts the file's numbers: it loops forever on a header that never ends
+// (no end_header line), reserves an element's declared count before reading, and sizes each list
+// from its count: one ASCII face line "2000000000 0 1 2" took studio to 15.8 GB in 29 s (all three
+// found by tests/fuzz/fuzz_mesh_import). check_ply reads the header by the PLY spec and walks the
+// body as Assimp does (ASCII: one element per line; binary: packed), refusing a count the file
+// cannot hold before Assimp sees it.
+struct PlyProperty {
+  std::string name;
+  int size = 0;        // bytes of a scalar, or of a list's items
+  int count_size = 0;  // bytes of a list's count; 0 for a scalar
+};
+struct PlyElement {
+  std::string name;
+  uint64_t count = 0;
+  std::vector<PlyProperty> properties;
+};
+
+int ply_type_size(const std::string& t) {
+  if (t == "char" || t == "uchar" || t == "int8" || t == "uint8") return 1;
+  if (t == "short" || t == "ushort" || t == "int16" || t == "uint16") return 2;
+  if (t == "int" || t == "uint" || t == "float" || t == "int32" || t == "uint32" || t == "float32")
+    return 4;
+  if (t == "double" || t == "float64") return 8;
+  return 0;
+}
+
+// A decimal count (digits only), saturated at 2^63; nullopt when `t` is not one.
+std::optional<uint64_t> ply_count(const std::string& t) {
+  if (t.empty() || t.size() > 64) return std::nullopt;
+  uint64_t v = 0;
+  for (const char c : t) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v > (uint64_t{1} << 59) ? uint64_t{1} << 63 : v * 10 + static_cast<uint64_t>(c - '0');
   }
-  throw FormatError("the PLY header has no end_header line", path.string(),
-                    "the PLY file is truncated or malformed; re-export it");
+  return v;
+}
+
+std::vector<std::string> split_ws(const std::string& text, std::size_t b, std::size_t e) {
+  std::vector<std::string> out;
+  while (b < e) {
+    while (b < e && std::isspace(static_cast<unsigned char>(text[b]))) ++b;
+    std::size_t w = b;
+    while (w < e && !std::isspace(static_cast<unsigned char>(text[w]))) ++w;
+    if (w > b) out.emplace_back(text, b, w - b);
+    b = w;
+  }
+  return out;
+}
+
+void check_ply(const fs::path& path) {
+  const std::string text = read_file_bytes(path);
+  const std::string where = path.string();
+  const std::string hint = "the PLY file is corrupt or truncated; re-export it";
+  auto fail = [&](const std::string& what) { throw FormatError(what, where, hint); };
+  std::string format;
+  std::vector<PlyElement> elements;
+  std::size_t pos = 0, line_no = 0;
+  bool ended = false;
+  while (pos < text.size() && !ended) {
+    std::size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    ++line_no;
+    const auto words = split_ws(text, pos, eol);
+    pos = eol + 1;
+    const std::string at = "PLY header line " + std::to_string(line_no);
+    if (line_no == 1 && (words.size() != 1 || words[0] != "ply"))
+      fail("not a PLY file: the first line is not 'ply'");
+    if (words.empty()) continue;
+    if (words[0] == "end_header") {
+      ended = true;
+    } else if (words[0] == "format" && words.size() >= 2) {
+      format = words[1];
+    } else if (words[0] == "element") {
+      const auto n = words.size() == 3 ? ply_count(words[2]) : std::nullopt;
+      if (!n) fail(at + ": expected 'element NAME COUNT'");
+      elements.push_back({words[1], *n, {}});
+    } else if (words[0] == "property") {
+      if (elements.empty()) fail(at + ": a property before any element");
+      PlyProperty prop;
+      if (words.size() == 5 && words[1] == "list") {
+        prop = {words[4], ply_type_size(words[3]), ply_type_size(words[2])};
+        if (prop.count_size == 0 || prop.size == 0)
+          fail(at + ": '" + words[2] + "' or '" + words[3] + "' is not a PLY type");
+      } else if (words.size() == 3) {
+        prop = {words[2], ply_type_size(words[1]), 0};
+        if (prop.size == 0) fail(at + ": '" + words[1] + "' is not a PLY type");
+      } else {
+        fail(at + ": expected 'property TYPE NAME' or 'property list COUNT_TYPE TYPE NAME'");
+      }
+      elements.back().properties.push_back(prop);
+    }  // comment, obj_info and other lines: skipped, as Assimp does
+  }
+  if (!ended) fail("the PLY header has no end_header line");
+  const bool ascii = format == "ascii";
+  if (!ascii && format != "binary_little_endian" && format != "binary_big_endian")
+    fail("the PLY format '" + format + "' is not ascii, binary_little_endian or binary_big_endian");
+  const uint64_t body = text.size() - std::min(pos, text.size());
+  for (const auto& el : elements) {
+    if (el.count > body) {
+      fail("the PLY element '" + el.name + "' declares " + std::to_string(el.count) +
+           " instances, more than the " + std::to_string(body) + " bytes after the header hold");
+    }
+  }
+  const bool big_endian = format == "binary_big_endian";
+  for (const auto& el : elements) {
+    for (uint64_t i = 0; i < el.count; ++i) {
+      const std::string which = "the PLY element '" + el.name + "' #" + std::to_string(i);
+      if (ascii) {  // one instance per line (Assimp reads a line, then moves to the next)
+        if (pos >= text.size()) {
+          fail(which + ": the file ends first (element '" + el.name + "' declares " +
+               std::to_string(el.count) + ")");
+        }
+        std::size_t eol = text.find('\n', pos);
+        if (eol == std::string::npos) eol = text.size();
+        ++line_no;
+        const auto values = split_ws(text, pos, eol);
+        pos = eol + 1;
+        if (values.empty()) {  // where Assimp's line reader and this walk could part ways
+          fail(which + " (line " + std::to_string(line_no) +
+               "): an empty line where the element's values belong");
+        }
+        std::size_t v = 0;
+        for (const auto& prop : el.properties) {
+          if (v >= values.size()) break;  // a short line: Assimp stops reading it too
+          if (prop.count_size == 0) {
+            ++v;
+            continue;
+          }
+          const auto n = ply_count(values[v]);
+          if (!n || *n > values.size() - v - 1) {
+            fail(which + " (line " + std::to_string(line_no) + "): the list '" + prop.name +
+                 "' declares " + (n ? std::to_string(*n) : "'" + values[v] + "'") +
+                 " items, but the line holds " + std::to_string(values.size() - v - 1) +
+                 " more values");
+          }
+          v += 1 + static_cast<std::size_t>(*n);
+        }
+      } else {
+        for (const auto& prop : el.properties) {
+          const uint64_t left = text.size() - std::min<uint64_t>(pos, text.size());
+          if (prop.count_size == 0) {
+            if (left < static_cast<uint64_t>(prop.size))
+              fail(which + ": the file ends inside property '" + prop.name + "' (truncated)");
+            pos += static_cast<std::size_t>(prop.size);
+            continue;
+          }
+          if (left < static_cast<uint64_t>(prop.count_size))
+            fail(which + ": the file ends inside list '" + prop.name + "' (truncated)");
+          uint64_t n = 0;
+          for (int k = 0; k < prop.count_size; ++k) {
+            const auto byte = static_cast<unsigned char>(
+                text[pos + static_cast<std::size_t>(big_endian ? k : prop.count_size - 1 - k)]);
+            n = (n << 8) | byte;
+          }
+          pos += static_cast<std::size_t>(prop.count_size);
+          if (n >
+              (left - static_cast<uint64_t>(prop.count_size)) / static_cast<uint64_t>(prop.size)) {
+            fail(which + ": the list '" + prop.name + "' declares " + std::to_string(n) +
+                 " items, more than the " +
+                 std::to_string(left - static_cast<uint64_t>(prop.count_size)) +
+                 " bytes left in the file hold");
+          }
+          pos += static_cast<std::size_t>(n * static_cast<uint64_t>(prop.size));
+        }
+      }
+    }
+  }
 }
 
 // Assimp 5's COLLADA reader trusts the file's numbers. A character that starts no number in an
@@ -678,7 +829,7 @@ Mesh import_mesh(const fs::path& path, const MeshLimits& limits) {
                       "use glTF/GLB, OBJ, PLY, STL, FBX or COLLADA (.dae)");
   }
   if (ext == ".off") check_off(path);
-  if (ext == ".ply") check_ply_header(path);
+  if (ext == ".ply") check_ply(path);
   if (ext == ".dae" || ext == ".xml") check_collada(path);
   if (ext == ".gltf" || ext == ".glb") check_gltf_structure(path, ext);
   importer.SetPropertyInteger(AI_CONFIG_PP_SBP_REMOVE,

@@ -194,7 +194,7 @@ std::vector<JsonLine> read_jsonl(const fs::path& file, bool repair,
       try {
         const json again = json::parse(s);
         why = "unexpected";
-      } catch (const json::parse_error& e) {
+      } catch (const json::exception& e) {  // parse_error, or out_of_range for a number too large
         why = e.what();
       }
       throw FormatError(fmt::format("line {} is not valid JSON ({})", r.line, why),

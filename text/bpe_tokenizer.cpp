@@ -374,7 +374,7 @@ BpeTokenizer BpeTokenizer::load(const fs::path& path_in) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number too large
     throw FormatError(std::string("not valid JSON: ") + e.what(), path.string(),
                       "the file is damaged or truncated: restore it from the original model");
   }

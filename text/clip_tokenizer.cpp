@@ -42,7 +42,7 @@ json parse_json(const fs::path& path) {
   std::string text = read_file(path);
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number too large
     throw FormatError(std::string("not valid JSON: ") + e.what(), path.string(),
                       "the file is damaged or truncated: restore it from the original model");
   }

@@ -346,6 +346,8 @@ TEST_CASE("BpeTokenizer refuses unsupported and malformed tokenizer.json", "[uni
           write_json("no_vocab", with([](json& j) { j["model"].erase("vocab"); }))),
       "model.vocab");
   has(load_error<FormatError>(write_text("truncated", "{\"model\": {")), "not valid JSON");
+  has(load_error<FormatError>(write_text("overflow", "{\"model\": {\"dropout\": 1e999}}")),
+      "number overflow");
   has(load_error<IoError>(test::temp_dir("bpe_tokenizer_missing") / "tokenizer.json"), "not found");
   // A folder is read as folder/tokenizer.json.
   CHECK(

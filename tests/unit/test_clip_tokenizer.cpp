@@ -104,6 +104,10 @@ TEST_CASE("ClipTokenizer reports malformed vocab.json", "[unit][clip_tokenizer]"
   std::string msg = load_error<FormatError>(tiny_tokenizer("vocab_json", R"({"l": 0,)"));
   CHECK_THAT(msg, Catch::Contains("vocab.json") && Catch::Contains("JSON"));
 
+  // A number too large for a double (out_of_range from the parser, not parse_error).
+  msg = load_error<FormatError>(tiny_tokenizer("vocab_overflow", R"({"l": 1e999})"));
+  CHECK_THAT(msg, Catch::Contains("vocab.json") && Catch::Contains("number overflow"));
+
   msg = load_error<FormatError>(tiny_tokenizer("vocab_array", "[1, 2]"));
   CHECK_THAT(msg, Catch::Contains("vocab.json"));
 

@@ -919,3 +919,70 @@ TEST_CASE("a PNG chunk longer than the file is refused before decoding", "[unit]
   write_image(dir / "honest.png", gradient(4, 4, 3));
   CHECK_NOTHROW(read_image(dir / "honest.png"));
 }
+
+// Found by tests/fuzz/fuzz_image_import: OpenEXR reads a channel list up to its empty name and a
+// fixed-size attribute by its type, not by the declared size; a header whose sizes disagree was
+// read by OpenEXR from another offset than studio's check, where a string attribute's length was
+// 1.9 GB (out of memory from a 308-byte file). Such headers are refused before OpenEXR.
+TEST_CASE("EXR header attributes whose declared size disagrees with the contents are refused",
+          "[unit][image_io]") {
+  const auto dir = test::temp_dir("image_io_exr_framing");
+  const std::string magic("\x76\x2f\x31\x01\x02\x00\x00\x00", 8);
+  auto attr = [](const std::string& name, const std::string& type, uint32_t size) {
+    std::string s = name + '\0' + type + '\0';
+    for (int i = 0; i < 4; ++i) s += static_cast<char>((size >> (8 * i)) & 0xff);
+    return s;
+  };
+  const std::string channel = std::string("R\0", 2) + std::string(16, '\1');
+  // The channel list declares 16 bytes; its entries take 19 (one channel and the empty name).
+  test::write_file(dir / "chlist.exr",
+                   magic + attr("channels", "chlist", 16) + channel + '\0' + std::string(40, '\0'));
+  std::string e = test::error_of<FormatError>([&] { read_image(dir / "chlist.exr"); });
+  CHECK_THAT(e, Catch::Contains("chlist.exr") && Catch::Contains("'channels' (chlist)") &&
+                    Catch::Contains("declares 16 bytes but its contents take 19"));
+  CHECK_THROWS_AS(read_image_metadata(dir / "chlist.exr"), FormatError);
+  // A box2i that declares 4 bytes (OpenEXR reads 16).
+  test::write_file(dir / "box.exr", magic + attr("dataWindow", "box2i", 4) + std::string(60, '\0'));
+  e = test::error_of<FormatError>([&] { read_image(dir / "box.exr"); });
+  CHECK_THAT(e, Catch::Contains("'dataWindow' (box2i) declares 4 bytes but its contents take 16"));
+  // A string vector entry longer than the attribute.
+  test::write_file(dir / "sv.exr", magic + attr("names", "stringvector", 8) +
+                                       std::string("\x08\x00\x00\x00", 4) + "abcdefgh" +
+                                       std::string(20, '\0'));
+  CHECK_THAT(test::error_of<FormatError>([&] { read_image(dir / "sv.exr"); }),
+             Catch::Contains("'names' (stringvector) holds a string of 8 bytes, more than the 4"));
+  // A preview whose pixels do not match its size.
+  test::write_file(dir / "preview.exr", magic + attr("preview", "preview", 12) +
+                                            std::string("\x02\x00\x00\x00\x02\x00\x00\x00", 8) +
+                                            std::string(30, '\0'));
+  CHECK_THAT(
+      test::error_of<FormatError>([&] { read_image(dir / "preview.exr"); }),
+      Catch::Contains("'preview' (preview) declares 12 bytes but a 2x2 preview takes 8 + 4"));
+  // The fuzzer's input, rebuilt: names and a channel list that ends 3 bytes past its size.
+  const auto found = fs::path(test::source_dir()) / "tests/fuzz/corpus/image_import" /
+                     "oom-exr-chlist-framing.bin";
+  CHECK_THAT(test::error_of<FormatError>([&] { read_image_metadata(found); }),
+             Catch::Contains("(chlist) declares 73 bytes but its contents take 76"));
+  CHECK_THROWS_AS(read_image(found), FormatError);
+  // EXR files as OpenImageIO writes them still read: "TIFF 8/16-bit and EXR half/float round
+  // trips" above goes through the same check.
+}
+
+// Found by tests/fuzz/fuzz_image_import: OpenImageIO's GIF reader sizes its canvas from the logical
+// screen as it opens the file; 65531x65531 overflowed its byte count and a std::length_error ended
+// the process. The screen is checked before OpenImageIO opens the file.
+TEST_CASE("a GIF screen over the pixel limit or OpenImageIO's canvas is refused before opening",
+          "[unit][image_io]") {
+  const auto found = fs::path(test::source_dir()) /
+                     "tests/fuzz/corpus/image_import/terminate-gif-screen-overflow.gif";
+  std::string e = test::error_of<FormatError>([&] { read_image(found); });
+  CHECK_THAT(e, Catch::Contains("terminate-gif-screen-overflow.gif") &&
+                    Catch::Contains("65531x65531") && Catch::Contains("checked before decoding"));
+  CHECK_THROWS_AS(read_image_metadata(found), FormatError);
+  // Under a limit raised past it, what OpenImageIO's reader can hold still stops it.
+  ImageReadOptions huge;
+  huge.max_pixels = int64_t{1} << 40;
+  e = test::error_of<FormatError>([&] { read_image(found, huge); });
+  CHECK_THAT(e, Catch::Contains("more than OpenImageIO's GIF reader can hold"));
+  // GIFs as other programs write them still read: "files from another writer" above.
+}

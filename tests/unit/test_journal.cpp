@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "pipeline/journal.h"
+#include "tests/support/expect_error.h"
 #include "tests/support/fixtures.h"
 
 using namespace studio;
@@ -112,6 +113,14 @@ TEST_CASE("journal: a corrupt line before the last is an error naming file and l
     CHECK_THAT(e.hint(), Catch::Contains("delete that line"));
   }
   CHECK(read_file(file) == before);  // nothing cut
+
+  // A number too large for a double (out_of_range from the parser): the same error.
+  const std::string overflow = a + "{\"v\":1,\"x\":1e999}\n" + a;
+  write_file(file, overflow);
+  const auto e = studio::test::caught<FormatError>([&] { Journal j(run, "0-of-1"); });
+  CHECK_THAT(e.where(), Catch::Contains("0-of-1.jsonl:2"));
+  CHECK_THAT(e.what_failed(), Catch::Contains("number overflow"));
+  CHECK(read_file(file) == overflow);
 
   // Valid JSON that is not a record: also an error, also with the line.
   write_file(file, a + "{\"v\":1,\"status\":\"done\"}\n" + a);

@@ -362,3 +362,101 @@ TEST_CASE("OFF counts too large for a long are refused without overflow", "[unit
       studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(dir / "face.off"); }),
       Catch::Contains("face.off") && Catch::Contains("declares 9223372036854775807"));
 }
+
+// Found by tests/fuzz/fuzz_mesh_import: a number too large for a double makes nlohmann's parser
+// throw out_of_range (not parse_error), which escaped the glTF check and ended the process.
+TEST_CASE("glTF JSON with a number too large for a double is refused", "[unit][mesh]") {
+  const auto dir = temp_dir("mesh_gltf_number_overflow");
+  write_file(dir / "big.gltf", "{\n    \"assgt\":3e333333r");
+  CHECK_THAT(
+      studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(dir / "big.gltf"); }),
+      Catch::Contains("big.gltf") && Catch::Contains("number overflow"));
+  CHECK_THAT(joined(sm::check_gltf("{\"asset\":{\"version\":\"2.0\"},\"x\":1e999}", dir)),
+             Catch::Contains("does not parse") && Catch::Contains("number overflow"));
+}
+
+// Found by tests/fuzz/fuzz_mesh_import: glTF values of an unforeseen JSON type reached nlohmann's
+// value<int>() (a componentType of 8.9e127 cast to int: undefined behaviour) or threw type_error
+// (`studio mesh info` said "internal error"). Each is now a problem of the file.
+TEST_CASE("glTF values of the wrong JSON type are problems of the file", "[unit][mesh]") {
+  const auto dir = temp_dir("mesh_gltf_wrong_types");
+  const std::string head = R"({"asset": {"version": "2.0"}, )";
+  const std::string buffers =
+      R"("buffers": [{"byteLength": 12, "uri": "data:application/octet-stream;base64,)"
+      R"(AAAAAAAAAAAAAAAA"}], "bufferViews": [{"buffer": 0, "byteLength": 12}], )";
+  auto problems = [&](const std::string& accessors) {
+    return joined(sm::check_gltf(head + buffers + R"("accessors": )" + accessors + "}", dir));
+  };
+  CHECK_THAT(problems(R"([{"bufferView": 0, "componentType": 8.9e127, "count": 1,)"
+                      R"( "type": "VEC3"}])"),
+             Catch::Contains("componentType 8.9e+127 is not one of"));
+  CHECK_THAT(problems("[5]"), Catch::Contains("accessors[0]: componentType missing"));
+  CHECK_THAT(problems(R"([{"componentType": 5126, "type": 5, "count": 1}])"),
+             Catch::Contains("type '' is not SCALAR"));
+  CHECK_THAT(problems(R"([{"bufferView": 0, "componentType": 5126, "type": "VEC3",)"
+                      R"( "count": 9000000000000000000}])"),
+             Catch::Contains("more than 2^63 bytes"));
+  CHECK_THAT(problems(R"([{"bufferView": 0, "componentType": 5126, "type": "VEC3", "count": 1,)"
+                      R"( "byteOffset": 1e300}])"),
+             Catch::Contains("byteOffset is negative or not an integer"));
+  CHECK_THAT(problems(R"([{"bufferView": 0, "componentType": 5126, "type": "VEC3", "count": 1,)"
+                      R"( "min": ["a", 0, 0], "max": [0, 0, 0]}])"),
+             Catch::Contains("min/max must be arrays of 3 numbers"));
+  // The fuzzer's input: refused as a FormatError naming the file, nothing else escapes.
+  const auto found = fs::path(studio::test::source_dir()) /
+                     "tests/fuzz/corpus/mesh_import/ubsan-gltf-component-type-float.gltf";
+  CHECK_THAT(studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(found); }),
+             Catch::Contains("component-type-float.gltf") && Catch::Contains("componentType"));
+  write_file(dir / "number.gltf", head + R"("accessors": [5]})");
+  CHECK_THAT(
+      studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(dir / "number.gltf"); }),
+      Catch::Contains("number.gltf") && Catch::Contains("accessors[0]"));
+}
+
+// Found by tests/fuzz/fuzz_mesh_import: Assimp 5's PLY reader sizes an element from its declared
+// count and a list from its count before reading them; one ASCII face line "2000000000 0 1 2"
+// took studio to 15.8 GB. The header is read by the spec and the body walked first.
+TEST_CASE("PLY counts the file cannot hold are refused before Assimp reads it", "[unit][mesh]") {
+  const auto dir = temp_dir("mesh_ply_counts");
+  const std::string head =
+      "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n"
+      "property float y\nproperty float z\nelement face 1\n"
+      "property list uchar int vertex_indices\nend_header\n";
+  const std::string vertices = "0 0 0\n1 0 0\n0 1 0\n";
+  auto refused = [&](const std::string& name, const std::string& text) {
+    write_file(dir / name, text);
+    return studio::test::error_of<studio::FormatError>([&] { sm::import_mesh(dir / name); });
+  };
+  CHECK_THAT(refused("list.ply", head + vertices + "2000000000 0 1 2\n"),
+             Catch::Contains("list.ply") && Catch::Contains("'face' #0 (line 13)") &&
+                 Catch::Contains("declares 2000000000 items, but the line holds 3 more values"));
+  std::string many = head;
+  many.replace(many.find("vertex 3"), 8, "vertex 2000000000");
+  CHECK_THAT(refused("many.ply", many + vertices + "3 0 1 2\n"),
+             Catch::Contains("'vertex' declares 2000000000 instances"));
+  CHECK_THAT(refused("short.ply", head + vertices),
+             Catch::Contains("'face' #0: the file ends first"));
+  CHECK_THAT(refused("blank.ply", head + "0 0 0\n\n1 0 0\n0 1 0\n3 0 1 2\n"),
+             Catch::Contains("an empty line"));
+  std::string typo = head;
+  typo.replace(typo.find("float z"), 7, "fLoat z");
+  CHECK_THAT(refused("type.ply", typo + vertices + "3 0 1 2\n"),
+             Catch::Contains("header line 6: 'fLoat' is not a PLY type"));
+  // Binary: a uint list count of 0xffffffff after three vertices.
+  std::string bin = head;
+  bin.replace(bin.find("ascii"), 5, "binary_little_endian");
+  bin.replace(bin.find("list uchar"), 10, "list uint");
+  bin += std::string(36, '\0') + std::string("\xff\xff\xff\xff", 4) + std::string(12, '\0');
+  CHECK_THAT(
+      refused("bin.ply", bin),
+      Catch::Contains("the list 'vertex_indices' declares 4294967295 items, more than the 12"));
+  // The fuzzer's input.
+  const auto found = fs::path(studio::test::source_dir()) /
+                     "tests/fuzz/corpus/mesh_import/oom-ply-ascii-list-count.ply";
+  CHECK_THROWS_AS(sm::import_mesh(found), studio::FormatError);
+  // A well-formed file in each encoding still imports (the binary one as write_ply writes it).
+  write_file(dir / "good.ply", head + vertices + "3 0 1 2\n");
+  CHECK(sm::import_mesh(dir / "good.ply").triangle_count() == 1);
+  sm::write_ply(sm::import_mesh(dir / "good.ply"), dir / "good_bin.ply");
+  CHECK(sm::import_mesh(dir / "good_bin.ply").triangle_count() == 1);
+}

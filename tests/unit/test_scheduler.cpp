@@ -247,6 +247,9 @@ TEST_CASE("load_scheduler_config: missing file and bad JSON", "[unit][scheduler]
   CHECK_THROWS_AS(studio::load_scheduler_config(dir / "nope.json"), studio::IoError);
   { std::ofstream(dir / "scheduler_config.json") << "{\"_class_name\": \"DDIMScheduler\","; }
   CHECK_THROWS_AS(studio::load_scheduler_config(dir), studio::FormatError);
+  // A number too large for a double: out_of_range from the parser, reported the same way.
+  { std::ofstream(dir / "scheduler_config.json") << "{\"beta_end\": 1e999}"; }
+  CHECK_THROWS_AS(studio::load_scheduler_config(dir), studio::FormatError);
   { std::ofstream(dir / "scheduler_config.json") << sd_config().dump(); }
   auto s = studio::load_scheduler_config(dir);
   CHECK(s->class_name() == "DDIMScheduler");
