@@ -542,10 +542,12 @@ void check_ply(const fs::path& path) {
   const bool big_endian = format == "binary_big_endian";
   for (const auto& el : elements) {
     for (uint64_t i = 0; i < el.count; ++i) {
-      const std::string which = "the PLY element '" + el.name + "' #" + std::to_string(i);
+      const auto which = [&] {  // built only for a message (bodies have millions of elements)
+        return "the PLY element '" + el.name + "' #" + std::to_string(i);
+      };
       if (ascii) {  // one instance per line (Assimp reads a line, then moves to the next)
         if (pos >= text.size()) {
-          fail(which + ": the file ends first (element '" + el.name + "' declares " +
+          fail(which() + ": the file ends first (element '" + el.name + "' declares " +
                std::to_string(el.count) + ")");
         }
         std::size_t eol = text.find('\n', pos);
@@ -554,7 +556,7 @@ void check_ply(const fs::path& path) {
         const auto values = split_ws(text, pos, eol);
         pos = eol + 1;
         if (values.empty()) {  // where Assimp's line reader and this walk could part ways
-          fail(which + " (line " + std::to_string(line_no) +
+          fail(which() + " (line " + std::to_string(line_no) +
                "): an empty line where the element's values belong");
         }
         std::size_t v = 0;
@@ -566,7 +568,7 @@ void check_ply(const fs::path& path) {
           }
           const auto n = ply_count(values[v]);
           if (!n || *n > values.size() - v - 1) {
-            fail(which + " (line " + std::to_string(line_no) + "): the list '" + prop.name +
+            fail(which() + " (line " + std::to_string(line_no) + "): the list '" + prop.name +
                  "' declares " + (n ? std::to_string(*n) : "'" + values[v] + "'") +
                  " items, but the line holds " + std::to_string(values.size() - v - 1) +
                  " more values");
@@ -578,12 +580,12 @@ void check_ply(const fs::path& path) {
           const uint64_t left = text.size() - std::min<uint64_t>(pos, text.size());
           if (prop.count_size == 0) {
             if (left < static_cast<uint64_t>(prop.size))
-              fail(which + ": the file ends inside property '" + prop.name + "' (truncated)");
+              fail(which() + ": the file ends inside property '" + prop.name + "' (truncated)");
             pos += static_cast<std::size_t>(prop.size);
             continue;
           }
           if (left < static_cast<uint64_t>(prop.count_size))
-            fail(which + ": the file ends inside list '" + prop.name + "' (truncated)");
+            fail(which() + ": the file ends inside list '" + prop.name + "' (truncated)");
           uint64_t n = 0;
           for (int k = 0; k < prop.count_size; ++k) {
             const auto byte = static_cast<unsigned char>(
@@ -593,7 +595,7 @@ void check_ply(const fs::path& path) {
           pos += static_cast<std::size_t>(prop.count_size);
           if (n >
               (left - static_cast<uint64_t>(prop.count_size)) / static_cast<uint64_t>(prop.size)) {
-            fail(which + ": the list '" + prop.name + "' declares " + std::to_string(n) +
+            fail(which() + ": the list '" + prop.name + "' declares " + std::to_string(n) +
                  " items, more than the " +
                  std::to_string(left - static_cast<uint64_t>(prop.count_size)) +
                  " bytes left in the file hold");
