@@ -259,9 +259,8 @@ void check_exr_header(const fs::path& path) {
 // 65531x65531 ended the process with a std::length_error thrown where nothing can catch it (found
 // by tests/fuzz/fuzz_image_import). The screen is checked against the pixel limit before
 // OpenImageIO opens the file, and against what its reader can hold whatever the limit.
-void check_gif_screen(const fs::path& path, const ImageReadOptions& opt) {
-  const std::string h = read_head(path, 10);
-  if (h.size() < 10 || h.compare(0, 3, "GIF") != 0) return;
+void check_gif_screen(const fs::path& path, const std::string& h, const ImageReadOptions& opt) {
+  if (h.size() < 10) return;
   const auto u16 = [&](size_t at) {
     return int64_t{static_cast<unsigned char>(h[at])} |
            (int64_t{static_cast<unsigned char>(h[at + 1])} << 8);
@@ -275,6 +274,20 @@ void check_gif_screen(const fs::path& path, const ImageReadOptions& opt) {
                           ", more than OpenImageIO's GIF reader can hold (2^31 bytes of RGBA)",
                       path.string(), "convert the image to PNG or TIFF first");
   }
+}
+
+// The checks of a file's own structure that must run before a library opens it (each stops the
+// library allocating what the file claims), picked by the file's magic; returns its first 16 bytes.
+std::string check_before_opening(const fs::path& path, const ImageReadOptions& opt) {
+  check_readable(path);
+  std::string head = read_head(path, 16);
+  if (head.compare(0, 8, "\x89PNG\r\n\x1a\n", 8) == 0)
+    check_png_chunks(path);
+  else if (head.compare(0, 4, "\x76\x2f\x31\x01", 4) == 0)
+    check_exr_header(path);
+  else if (head.compare(0, 3, "GIF") == 0)
+    check_gif_screen(path, head, opt);
+  return head;
 }
 
 std::string sample_type_name(OIIO::TypeDesc t) {
@@ -449,16 +462,12 @@ std::size_t sample_size(SampleType t) {
 }
 
 DecodedImage decode_image(const fs::path& path, const ImageReadOptions& options) {
-  check_readable(path);
-  check_png_chunks(path);
-  check_exr_header(path);
-  check_gif_screen(path, options);
+  const std::string head = check_before_opening(path, options);
   const std::string where = path.string();
   DecodedImage raw;
   ImageMetadata md;
   try {
-    raw = is_webp(read_head(path, 16)) ? decode_webp(path, options, md)
-                                       : decode_oiio(path, options, md);
+    raw = is_webp(head) ? decode_webp(path, options, md) : decode_oiio(path, options, md);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -470,13 +479,10 @@ DecodedImage decode_image(const fs::path& path, const ImageReadOptions& options)
 }
 
 ImageMetadata read_image_metadata(const fs::path& path) {
-  check_readable(path);
-  check_png_chunks(path);
-  check_exr_header(path);
-  check_gif_screen(path, ImageReadOptions{});
+  const std::string head = check_before_opening(path, ImageReadOptions{});
   const std::string where = path.string();
   ImageMetadata md;
-  if (is_webp(read_head(path, 16))) {
+  if (is_webp(head)) {
     const std::string data = read_head(path, 64);
     WebPBitstreamFeatures f;
     if (WebPGetFeatures(reinterpret_cast<const uint8_t*>(data.data()), data.size(), &f) !=

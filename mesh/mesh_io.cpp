@@ -473,6 +473,7 @@ std::optional<uint64_t> ply_count(const std::string& t) {
   return v;
 }
 
+// The white-space separated words of text[b, e) (the PLY and OFF checks' tokenizer).
 std::vector<std::string> split_ws(const std::string& text, std::size_t b, std::size_t e) {
   std::vector<std::string> out;
   while (b < e) {
@@ -687,15 +688,7 @@ void check_off(const fs::path& path) {
       std::string line = text.substr(start, end - start);
       ++number;
       if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-      std::vector<std::string> tokens;
-      size_t i = 0;
-      while (i < line.size()) {
-        while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
-        size_t j = i;
-        while (j < line.size() && !std::isspace(static_cast<unsigned char>(line[j]))) ++j;
-        if (j > i) tokens.push_back(line.substr(i, j - i));
-        i = j;
-      }
+      auto tokens = split_ws(line, 0, line.size());
       if (!tokens.empty()) lines.emplace_back(number, std::move(tokens));
       start = end + 1;
     }

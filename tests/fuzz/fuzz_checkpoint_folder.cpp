@@ -49,13 +49,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  std::vector<std::string> parts(1);
-  for (size_t i = 0; i < size; ++i) {
-    if (data[i] == 0 && parts.size() < 3)
-      parts.emplace_back();
-    else
-      parts.back().push_back(static_cast<char>(data[i]));
-  }
+  const auto parts = studio::fuzz::split_at_nul(data, size, 3);
   const auto& tmp = studio::fuzz::temp_dir();
   tmp.clear();
   const fs::path root = tmp.path() / "model";

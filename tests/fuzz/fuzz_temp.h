@@ -12,6 +12,7 @@
 #include <fstream>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace studio::fuzz {
 
@@ -67,6 +68,20 @@ class TempDir {
  private:
   std::filesystem::path dir_;
 };
+
+// The input split at its first `max_parts - 1` NUL bytes (the last part keeps any later ones): the
+// targets that read several files take one part per file.
+inline std::vector<std::string> split_at_nul(const uint8_t* data, std::size_t size,
+                                             std::size_t max_parts) {
+  std::vector<std::string> parts(1);
+  for (std::size_t i = 0; i < size; ++i) {
+    if (data[i] == 0 && parts.size() < max_parts)
+      parts.emplace_back();
+    else
+      parts.back().push_back(static_cast<char>(data[i]));
+  }
+  return parts;
+}
 
 // One folder for the whole run (a function-local static: destroyed, and so removed, at exit).
 inline const TempDir& temp_dir() {

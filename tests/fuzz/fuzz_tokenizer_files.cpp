@@ -1,9 +1,9 @@
 // libFuzzer target: the tokenizer loaders on arbitrary bytes as their files, then an encode with
 // what loaded. The first byte picks the loader:
 //   even: BpeTokenizer::load on the rest as tokenizer.json (LLaDA / GPT-2 / LLaMA-3 style);
-//   odd:  ClipTokenizer::load on a tokenizer/ folder whose files are the rest split at NUL bytes:
-//         vocab.json, merges.txt, then tokenizer_config.json and special_tokens_map.json when
-//         present (a diffusers pipeline's tokenizer/ folder).
+//   odd:  ClipTokenizer::load on a tokenizer/ folder whose files are the rest split at its first
+//         three NUL bytes: vocab.json, merges.txt, then tokenizer_config.json and
+//         special_tokens_map.json when present (a diffusers pipeline's tokenizer/ folder).
 // Each input must load or be refused with a studio::Error; a loaded tokenizer must encode a fixed
 // prompt to ids inside its vocabulary. Another exception, a crash, a sanitizer report, a hang or
 // > 2 GB RSS is a finding.
@@ -44,14 +44,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     const char* const names[] = {"vocab.json", "merges.txt", "tokenizer_config.json",
                                  "special_tokens_map.json"};
-    size_t at = 0;
-    for (const char* name : names) {
-      if (at > size) break;
-      size_t end = at;
-      while (end < size && data[end] != 0) ++end;
-      tmp.write(name, data + at, end - at);
-      at = end + 1;
-    }
+    const auto parts = studio::fuzz::split_at_nul(data, size, 4);
+    for (size_t i = 0; i < parts.size(); ++i)
+      tmp.write(names[i], reinterpret_cast<const uint8_t*>(parts[i].data()), parts[i].size());
     const auto tok = studio::ClipTokenizer::load(tmp.path());
     for (const int64_t id : tok.encode(kPrompt))
       if (id < 0 || static_cast<size_t>(id) >= tok.vocab_size()) std::abort();
